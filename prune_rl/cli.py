@@ -1,0 +1,86 @@
+"""``prune-rl``: the command-line interface.
+
+Typer parses commands; everything after ``train`` goes to the Hydra app unchanged. Importing this
+module must stay cheap (no torch, SB3 or Hydra): heavy imports happen inside the commands.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(
+    name="prune-rl",
+    help="Compress deep RL policies while they train: structured pruning for Stable-Baselines3, driven by Hydra.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+HYDRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": ["--help"]}
+
+
+@app.command(context_settings=HYDRA_ARGS)
+def train(ctx: typer.Context) -> None:
+    """
+    Train an agent. Arguments are Hydra overrides and flags, passed through unchanged.
+
+    \b
+    Examples:
+      prune-rl train                                   # PPO on CartPole-v1, dynamic structured pruning
+      prune-rl train env=hopper pruning=none           # dense PPO on Hopper-v5
+      prune-rl train env=lunarlander algo=dqn seed=3 n_timesteps=200000
+      prune-rl train -m env=cartpole,lunarlander seed=0,1,2         # Hydra multirun
+      prune-rl train -m seed=0,1 hydra/launcher=joblib               # parallel on this machine
+      prune-rl train --cfg job env=walker2d                          # print the composed config
+      prune-rl train -- --help                                       # Hydra's own help (config groups)
+    """
+    from prune_rl.app import main
+
+    sys.argv = ["prune-rl train", *ctx.args]
+    main()
+
+
+@app.command()
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `prune-rl train`."),
+    n_episodes: int = typer.Option(None, "--n-episodes", "-n", help="Episodes (default: the run's eval.n_episodes)."),
+    seed: int = typer.Option(None, help="Seed of the evaluation env (default: the run's seed + eval.seed_offset)."),
+    stochastic: bool = typer.Option(False, "--stochastic", help="Sample actions instead of acting deterministically."),
+) -> None:
+    """Re-evaluate a saved run and print its mean return."""
+    from prune_rl.app import fail
+    from prune_rl.config import ConfigError
+    from prune_rl.evaluate import evaluate_run
+
+    try:
+        result = evaluate_run(run_dir, n_episodes=n_episodes, seed=seed, deterministic=not stochastic)
+    except (ConfigError, FileNotFoundError) as exc:
+        fail(str(exc))
+    typer.echo(
+        f"{result['env_id']} {result['algo']}: return {result['mean_return']:.2f} +- {result['std_return']:.2f} "
+        f"over {result['n_episodes']} episodes"
+    )
+
+
+@app.command()
+def board(
+    logdir: Path = typer.Argument(Path("outputs"), help="Folder holding run directories."),
+    port: int = typer.Option(6006, help="Port to serve on."),
+    host: str = typer.Option("localhost", help="Address to bind (0.0.0.0 to serve other machines)."),
+) -> None:
+    """Start TensorBoard on the run directories."""
+    import subprocess
+
+    if not logdir.exists():
+        from prune_rl.app import fail
+
+        fail(f"{logdir} does not exist (train a run first, or pass the folder holding your runs)")
+    cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--port", str(port), "--host", host]
+    raise typer.Exit(subprocess.call(cmd))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,44 @@
+"""Re-evaluate a saved run directory."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from prune_rl.config import ConfigError, train_config
+from prune_rl.registry import ALGOS
+from prune_rl.train import MODEL_FILE, VECNORMALIZE_FILE, evaluate
+
+
+def evaluate_run(run_dir: str | Path, n_episodes: int | None = None, seed: int | None = None, deterministic: bool = True) -> dict:
+    """
+    Load ``model.zip`` (and ``vecnormalize.pkl``) from a run directory and evaluate it.
+
+    :param run_dir: The run directory.
+    :param n_episodes: Episodes (default: the run's ``eval.n_episodes``).
+    :param seed: Seed of the evaluation env (default: the run's ``seed + eval.seed_offset``).
+    :param deterministic: Act deterministically.
+    :return: ``{env_id, algo, mean_return, std_return, n_episodes, deterministic}``.
+    """
+    run_dir = Path(run_dir)
+    for name in ("config.yaml", MODEL_FILE):
+        if not (run_dir / name).is_file():
+            raise FileNotFoundError(f"{run_dir} is not a run directory: {name} is missing")
+    data = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"), resolve=True)
+    assert isinstance(data, dict)
+    cfg = train_config({str(k): v for k, v in data.items()})
+    if cfg.algo.name not in ALGOS:
+        raise ConfigError(f"unknown algo {cfg.algo.name!r} in {run_dir / 'config.yaml'}")
+    eval_cfg = dataclasses.replace(
+        cfg.eval,
+        n_episodes=n_episodes or cfg.eval.n_episodes,
+        deterministic=deterministic,
+        seed_offset=cfg.eval.seed_offset if seed is None else seed - cfg.seed,
+    )
+    cfg = dataclasses.replace(cfg, eval=eval_cfg)
+    model = ALGOS[cfg.algo.name].load(run_dir / MODEL_FILE, device="cpu")
+    vecnorm = run_dir / VECNORMALIZE_FILE
+    result = evaluate(model, cfg, vecnormalize=vecnorm if vecnorm.is_file() else None)
+    return {"env_id": cfg.env.id, "algo": cfg.algo.name, **result}

@@ -1,0 +1,27 @@
+"""Pure-PyTorch structured pruning core: neuron groups, importance, regularizer, schedule, masks.
+
+Nothing in this package imports Stable-Baselines3, Hydra or gymnasium.
+Conventions: "sparsity" is always the fraction *removed* (0 = dense, 1 = empty).
+"""
+
+from prune_rl.pruning.groups import HiddenLayer, PrunableNet, compact_weight_count, link_mirrors, mlp_layers
+from prune_rl.pruning.importance import IMPORTANCES, activation_importance, magnitude_importance, taylor_importance
+from prune_rl.pruning.mask import NeuronMask, select_alive
+from prune_rl.pruning.regularizer import GroupLasso
+from prune_rl.pruning.schedule import CubicSparsity
+
+__all__ = [
+    "IMPORTANCES",
+    "CubicSparsity",
+    "GroupLasso",
+    "HiddenLayer",
+    "NeuronMask",
+    "PrunableNet",
+    "activation_importance",
+    "compact_weight_count",
+    "link_mirrors",
+    "magnitude_importance",
+    "mlp_layers",
+    "select_alive",
+    "taylor_importance",
+]

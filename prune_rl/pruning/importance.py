@@ -1,0 +1,121 @@
+"""Neuron importance scores: how much each hidden neuron matters to its network's output.
+
+Every criterion returns, for each hidden layer, a non-negative tensor of shape ``(n_neurons,)``;
+higher means more important. Data-driven criteria read the network's hidden activations on a batch
+of recent states, captured by forward pre-hooks on the layer's first consumer (its input *is* the
+activation), while a ``probe`` callable runs the network forward.
+
+- ``magnitude``: the neuron's group norm ``||theta_j||_2`` (data-free).
+- ``activation``: ``E_x |a_j(x)| * ||W_out[:, j]||_2``, the typical size of the neuron's contribution to
+  the next layer (activation-based importance, cf. Hu et al. 2016 "Network Trimming", arXiv 1607.03250).
+- ``taylor``: ``E_x |a_j(x) * dL/da_j(x)|`` with ``L = 0.5 * ||f(x)||^2``, the first-order change of the
+  output energy when the neuron is removed (Molchanov et al. 2017, "Pruning Convolutional Neural Networks
+  for Resource Efficient Inference", arXiv 1611.06440, with the output energy standing in for a task loss).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from prune_rl.pruning.groups import HiddenLayer
+
+Probe = Callable[[], Any]
+
+
+def magnitude_importance(layers: Sequence[HiddenLayer], probe: Probe | None = None) -> list[torch.Tensor]:
+    """
+    Group-norm importance.
+
+    :param layers: Hidden layers to score.
+    :param probe: Unused (the criterion needs no data); accepted so all criteria share one signature.
+    :return: One ``(n_neurons,)`` tensor per layer.
+    """
+    with torch.no_grad():
+        return [layer.group_norms().detach().clone() for layer in layers]
+
+
+@contextmanager
+def _capture_inputs(layers: Sequence[HiddenLayer], keep_grad: bool):
+    """Record the input of each layer's first consumer (the hidden activation) during forward passes."""
+    captured: list[list[torch.Tensor]] = [[] for _ in layers]
+    handles = []
+    for i, layer in enumerate(layers):
+
+        def hook(_module: torch.nn.Module, args: tuple[torch.Tensor, ...], i: int = i) -> None:
+            act = args[0]
+            if keep_grad:
+                act.retain_grad()
+            captured[i].append(act)
+
+        handles.append(layer.consumers[0].register_forward_pre_hook(hook))
+    try:
+        yield captured
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _outgoing_norms(layer: HiddenLayer) -> torch.Tensor:
+    return torch.stack([c.weight.pow(2).sum(dim=0) for c in layer.consumers]).sum(dim=0).sqrt()
+
+
+def activation_importance(layers: Sequence[HiddenLayer], probe: Probe | None) -> list[torch.Tensor]:
+    """
+    Mean absolute activation times outgoing weight norm.
+
+    :param layers: Hidden layers to score (their networks are run by ``probe``).
+    :param probe: Runs the networks forward on a batch of recent states.
+    :return: One ``(n_neurons,)`` tensor per layer.
+    """
+    if probe is None:
+        raise ValueError("activation importance needs a probe that runs the network on recent states")
+    with torch.no_grad(), _capture_inputs(layers, keep_grad=False) as captured:
+        probe()
+    scores = []
+    for layer, acts in zip(layers, captured, strict=True):
+        if not acts:
+            raise RuntimeError(f"the probe did not run layer {layer.name}")
+        mean_abs = torch.cat([a.reshape(-1, layer.n_neurons) for a in acts]).abs().mean(dim=0)
+        scores.append(mean_abs * _outgoing_norms(layer).detach())
+    return scores
+
+
+def taylor_importance(layers: Sequence[HiddenLayer], probe: Probe | None) -> list[torch.Tensor]:
+    """
+    First-order Taylor importance of each neuron for the output energy ``0.5 * ||f(x)||^2``.
+
+    :param layers: Hidden layers to score.
+    :param probe: Runs the networks forward and returns their output tensor (or a list/tuple of them).
+    :return: One ``(n_neurons,)`` tensor per layer.
+    """
+    if probe is None:
+        raise ValueError("taylor importance needs a probe that runs the network on recent states")
+    with torch.enable_grad(), _capture_inputs(layers, keep_grad=True) as captured:
+        out = probe()
+        outputs = list(out) if isinstance(out, list | tuple) else [out]
+        energy = sum(0.5 * o.pow(2).sum(dim=-1).mean() for o in outputs)
+        assert isinstance(energy, torch.Tensor)
+        acts = [a for per_layer in captured for a in per_layer]
+        grads = torch.autograd.grad(energy, acts, allow_unused=True)
+    by_act = dict(zip(map(id, acts), grads, strict=True))
+    scores = []
+    for layer, per_layer in zip(layers, captured, strict=True):
+        terms = []
+        for a in per_layer:
+            g = by_act[id(a)]
+            g = torch.zeros_like(a) if g is None else g
+            # energy averages over the batch, so scale back to per-sample gradients
+            terms.append((a.detach() * g * a.shape[0]).reshape(-1, layer.n_neurons).abs())
+        scores.append(torch.cat(terms).mean(dim=0))
+    return scores
+
+
+IMPORTANCES: dict[str, Callable[[Sequence[HiddenLayer], Probe | None], list[torch.Tensor]]] = {
+    "magnitude": magnitude_importance,
+    "activation": activation_importance,
+    "taylor": taylor_importance,
+}

@@ -1,0 +1,99 @@
+"""Importance-weighted group lasso on hidden neurons, applied as proximal steps.
+
+For hidden layers ``l`` with neurons ``j`` and groups ``theta_{l,j}`` (incoming weights, bias, outgoing
+weights; see :mod:`prune_rl.pruning.groups`)::
+
+    R(theta) = lambda * sum_l sum_j  w_{l,j} * ||theta_{l,j}||_2
+
+This is the group lasso of Yuan & Lin 2006 on neuron groups (Scardapane et al. 2017, arXiv 1607.00485;
+Wen et al. 2016, arXiv 1608.03665), with importance weights ``w`` as in the adaptive group lasso
+(Wang & Leng 2008, "A note on adaptive group lasso", Comput. Stat. Data Anal. 52(12)): less important
+neurons are penalised harder. With importance scores ``s_{l,j}`` and the mean ``s_bar_l`` over the layer's
+alive neurons::
+
+    w_{l,j} = clip((s_bar_l / s_{l,j}) ** gamma, 1 / max_weight, max_weight)
+
+so a neuron of average importance gets weight 1. (Scardapane et al. also scale each group by
+``sqrt(group size)``; neuron groups of one MLP have comparable sizes and, under SB3's orthogonal
+initialisation, comparable norms, so the factor is left out.)
+
+The penalty is not added to the loss: Adam would rescale its gradient per parameter and never reach
+exactly zero. It is applied as the group-lasso proximal operator with step size ``eta``::
+
+    theta_{l,j} <- theta_{l,j} * max(0, 1 - eta * lambda * w_{l,j} / ||theta_{l,j}||_2)
+
+which shrinks each group's norm by ``eta * lambda * w_{l,j}`` and sets it exactly to zero when the norm is
+smaller (decoupled from the optimizer, like AdamW's weight decay; Loshchilov & Hutter 2019, arXiv 1711.05101).
+Groups of adjacent layers overlap (layer ``l``'s outgoing weights are layer ``l+1``'s incoming ones); the
+operator is applied layer by layer, input side first, which is exact for each layer in turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from prune_rl.pruning.groups import HiddenLayer
+
+
+class GroupLasso:
+    """
+    Importance-weighted group lasso over the hidden neurons of some layers.
+
+    :param layers: Hidden layers whose neuron groups are penalised.
+    :param strength: ``lambda``, the penalty coefficient.
+    :param gamma: Exponent of the importance weights (0 gives the plain group lasso).
+    :param max_weight: Importance weights are clipped to ``[1 / max_weight, max_weight]``.
+    """
+
+    def __init__(self, layers: Sequence[HiddenLayer], strength: float, gamma: float = 1.0, max_weight: float = 10.0) -> None:
+        if strength < 0:
+            raise ValueError(f"strength must be >= 0, got {strength}")
+        if max_weight < 1:
+            raise ValueError(f"max_weight must be >= 1, got {max_weight}")
+        self.layers = list(layers)
+        self.strength = strength
+        self.gamma = gamma
+        self.max_weight = max_weight
+        self.weights = [torch.ones(layer.n_neurons, device=layer.producer.weight.device) for layer in self.layers]
+
+    def set_importance(self, scores: Sequence[torch.Tensor], alive: Sequence[torch.Tensor] | None = None) -> None:
+        """
+        Recompute the importance weights ``w`` from importance scores.
+
+        :param scores: One ``(n_neurons,)`` tensor per layer.
+        :param alive: Boolean ``(n_neurons,)`` masks; the layer mean is taken over alive neurons only.
+        """
+        for i, score in enumerate(scores):
+            keep = alive[i] if alive is not None else torch.ones_like(score, dtype=torch.bool)
+            mean = score[keep].mean() if bool(keep.any()) else score.mean()
+            ratio = mean / score.clamp_min(torch.finfo(score.dtype).tiny)
+            weight = ratio.pow(self.gamma).clamp(1.0 / self.max_weight, self.max_weight)
+            self.weights[i] = weight.to(self.weights[i].device)
+
+    def penalty(self) -> torch.Tensor:
+        """
+        The value of ``R(theta)``.
+
+        :return: A scalar tensor (differentiable).
+        """
+        total = torch.zeros((), device=self.weights[0].device if self.weights else None)
+        for layer, weight in zip(self.layers, self.weights, strict=True):
+            total = total + (weight * layer.group_norms()).sum()
+        return self.strength * total
+
+    @torch.no_grad()
+    def prox_(self, step_size: float) -> None:
+        """
+        Apply the group-lasso proximal operator in place: shrink each group norm by ``step_size * lambda * w``.
+
+        :param step_size: ``eta``.
+        """
+        if self.strength == 0 or step_size == 0:
+            return
+        for layer, weight in zip(self.layers, self.weights, strict=True):
+            norms = layer.group_norms()
+            shrink = step_size * self.strength * weight
+            factor = (1.0 - shrink / norms.clamp_min(1e-12)).clamp_min(0.0)
+            layer.scale_(factor)

@@ -1,0 +1,1 @@
+"""Adapters between Stable-Baselines3 and the pure-torch pruning core."""

@@ -1,0 +1,202 @@
+"""SB3 callbacks that prune networks while they train."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+
+from prune_rl.config import PruningConfig
+from prune_rl.pruning import IMPORTANCES, CubicSparsity, GroupLasso, NeuronMask, PrunableNet, compact_weight_count, select_alive
+from prune_rl.sb3.networks import make_probe, optimizers, prunable_nets
+
+
+class DynamicPruningCallback(BaseCallback):
+    """
+    Dynamic structured pruning of hidden neurons while an SB3 agent trains.
+
+    Two mechanisms act on every prunable network (see ``docs/method.md``):
+
+    - an importance-weighted group lasso over neuron groups, applied as proximal steps at rollout ends
+      (between rollouts, off the per-step hot path; SB3 is not forked) between ``regularizer.begin`` and
+      ``regularizer.end``. Step sizes add up to 1 over that window, so ``regularizer.strength`` is the total
+      shrinkage of the group norm of an average-importance neuron, whatever the algorithm or its step count;
+    - binary neuron masks whose threshold is recomputed every ``interval`` of training between ``begin`` and
+      ``end``, from the importance of the neurons on recent states, so that the network's neuron sparsity
+      follows a cubic schedule to ``sparsity`` (``value_sparsity`` for value/critic networks).
+
+    Method after "Compressing Deep Reinforcement Learning Networks with a Dynamic Structured Pruning Method
+    for Autonomous Driving" (Su et al., arXiv 2402.05146).
+
+    :param cfg: The pruning configuration.
+    :param masks: Masks to start from (``{layer_name: alive}``, as written by :meth:`save_masks`), e.g. to
+        continue training a pruned model.
+    :param verbose: Verbosity level.
+    """
+
+    def __init__(self, cfg: PruningConfig, masks: dict[str, torch.Tensor] | None = None, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.cfg = cfg
+        self.initial_masks = masks or {}
+        self.nets: list[PrunableNet] = []
+        self.masks: dict[str, NeuronMask] = {}
+        self.lassos: dict[str, GroupLasso] = {}
+        self.schedules: dict[str, CubicSparsity] = {}
+        self.thresholds: dict[str, float] = {}
+        self.n_events = 0
+        self._last_event = -1.0
+        self._reg_done = 0.0  # progress up to which the regularizer has been applied
+
+    # -- setup -------------------------------------------------------------------------------------
+
+    def _init_callback(self) -> None:
+        cfg = self.cfg
+        self.nets = prunable_nets(self.model)
+        self.optimizers = optimizers(self.model)
+        self.probe = make_probe(self.model, cfg.probe_size)
+        self.importance = IMPORTANCES[cfg.importance]
+        for net in self.nets:
+            policy = net.role == "policy"
+            self.schedules[net.name] = CubicSparsity(cfg.sparsity if policy else cfg.value_sparsity, cfg.begin, cfg.end)
+            strength = cfg.regularizer.strength if policy else cfg.regularizer.value_strength
+            self.lassos[net.name] = GroupLasso(net.layers, strength, cfg.regularizer.gamma, cfg.regularizer.max_weight)
+            for layer in net.layers:
+                self.masks[layer.name] = NeuronMask(layer, self.initial_masks.get(layer.name))
+            self.thresholds[net.name] = 0.0
+        for mask in self.masks.values():
+            mask.apply_(self.optimizers)
+
+    # -- training loop -----------------------------------------------------------------------------
+
+    @property
+    def progress(self) -> float:
+        """:return: Fraction of the current ``learn()`` call done."""
+        model = self.model
+        start = model._num_timesteps_at_start
+        return (model.num_timesteps - start) / max(model._total_timesteps - start, 1)
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        # Rollout end: the rollout buffer is full (on-policy) and no gradient step is running.
+        progress = self.progress
+        self.regularize(progress)
+        cfg = self.cfg
+        due = progress - self._last_event >= cfg.interval or (progress >= cfg.end and self._last_event < cfg.end)
+        if cfg.begin <= progress and due and self._last_event < cfg.end:
+            self.prune_step(progress)
+
+    def _on_training_end(self) -> None:
+        self._record()
+
+    # -- regularizer and pruning -------------------------------------------------------------------
+
+    def regularize(self, progress: float, min_step: float = 1e-3) -> None:
+        """
+        Apply the proximal step for the part of the regularizer window covered since the last call.
+
+        :param progress: Fraction of training done.
+        :param min_step: Skip (and accumulate) steps covering less than this fraction of training, so that
+            algorithms with a rollout per env step (SAC, TD3) do not pay for it every step.
+        """
+        reg = self.cfg.regularizer
+        start, stop = max(self._reg_done, reg.begin), min(progress, reg.end)
+        if stop - start < min_step and not (stop >= reg.end > start):
+            return
+        step = (stop - start) / (reg.end - reg.begin)
+        for lasso in self.lassos.values():
+            lasso.prox_(step)
+        self._reg_done = stop
+
+    def prune_step(self, progress: float) -> None:
+        """
+        Score neurons, recompute each network's threshold and masks, and update the importance weights.
+
+        :param progress: Fraction of training done (selects the scheduled sparsity).
+        """
+        layers = [layer for net in self.nets for layer in net.layers]
+        if not layers:
+            return
+        was_training = self.model.policy.training
+        self.model.policy.set_training_mode(False)
+        scores = dict(zip([la.name for la in layers], self.importance(layers, self.probe), strict=True))
+        self.model.policy.set_training_mode(was_training)
+        for net in self.nets:
+            alive = [self.masks[la.name].alive for la in net.layers]
+            net_scores = [scores[la.name] for la in net.layers]
+            target = self.schedules[net.name](progress)
+            new_alive, tau = select_alive(net_scores, alive, target, self.cfg.min_neurons)
+            if tau:
+                self.thresholds[net.name] = tau
+            for layer, keep in zip(net.layers, new_alive, strict=True):
+                mask = self.masks[layer.name]
+                if not torch.equal(keep, mask.alive):
+                    mask.alive = keep
+                    mask.apply_(self.optimizers)
+            self.lassos[net.name].set_importance(net_scores, new_alive)
+        self._last_event = progress
+        self.n_events += 1
+        self._record()
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """
+        Sparsity of every network.
+
+        :return: ``{net: {role, neurons, alive_neurons, neuron_sparsity, weights, compact_weights,
+            weight_sparsity, threshold, penalty, alive_per_layer}}``.
+        """
+        out = {}
+        for net in self.nets:
+            alive = [self.masks[la.name].alive for la in net.layers]
+            n_alive = sum(int(a.sum()) for a in alive)
+            dense, compact = compact_weight_count(net), compact_weight_count(net, alive)
+            with torch.no_grad():
+                penalty = float(self.lassos[net.name].penalty()) if net.layers else 0.0
+            out[net.name] = {
+                "role": net.role,
+                "neurons": net.n_neurons,
+                "alive_neurons": n_alive,
+                "neuron_sparsity": 1.0 - n_alive / max(net.n_neurons, 1),
+                "weights": dense,
+                "compact_weights": compact,
+                "weight_sparsity": 1.0 - compact / max(dense, 1),
+                "threshold": self.thresholds[net.name],
+                "penalty": penalty,
+                "alive_per_layer": {la.name: int(a.sum()) for la, a in zip(net.layers, alive, strict=True)},
+            }
+        return out
+
+    def _record(self) -> None:
+        for name, s in self.stats().items():
+            for key in ("neuron_sparsity", "weight_sparsity", "threshold", "penalty"):
+                self.logger.record(f"prune/{key}/{name}", s[key])
+            for layer, n in s["alive_per_layer"].items():
+                self.logger.record(f"prune/alive/{layer}", n)
+        self.logger.record("prune/events", self.n_events)
+
+    # -- persistence -------------------------------------------------------------------------------
+
+    def mask_state(self) -> dict[str, torch.Tensor]:
+        """:return: ``{layer_name: alive}`` for every hidden layer (CPU tensors)."""
+        return {name: mask.alive.cpu().clone() for name, mask in self.masks.items()}
+
+    def save_masks(self, path: str | Path) -> None:
+        """
+        Write the masks with ``torch.save``.
+
+        :param path: File to write (``masks.pt`` in a run directory).
+        """
+        torch.save(self.mask_state(), path)
+
+
+def load_masks(path: str | Path) -> dict[str, torch.Tensor]:
+    """
+    Read masks written by :meth:`DynamicPruningCallback.save_masks`.
+
+    :param path: The file.
+    :return: ``{layer_name: alive}``.
+    """
+    return torch.load(path, map_location="cpu", weights_only=True)

@@ -1,0 +1,127 @@
+"""Which Linear layers of which SB3 policy form neuron groups, and how to run them on recent states.
+
+Supported MLP policies (SB3 >= 2.0, where ``net_arch`` has no shared layers):
+
+========  ===========================================  ===============================
+algo      deployed network (role ``policy``)           value networks (role ``value``)
+========  ===========================================  ===============================
+PPO/A2C   ``mlp_extractor.policy_net`` + ``action_net``  ``mlp_extractor.value_net`` + ``value_net``
+DQN       ``q_net.q_net`` (target: ``q_net_target``)     --
+SAC       ``actor.latent_pi`` + ``mu``, ``log_std``      ``critic.qf*`` (targets: ``critic_target``)
+TD3       ``actor.mu`` (target: ``actor_target``)        ``critic.qf*`` (targets: ``critic_target``)
+========  ===========================================  ===============================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.utils import obs_as_tensor
+from stable_baselines3.dqn.policies import DQNPolicy
+from stable_baselines3.sac.policies import SACPolicy
+from stable_baselines3.td3.policies import TD3Policy
+
+from prune_rl.pruning.groups import PrunableNet, link_mirrors, mlp_layers
+
+
+def _net(name: str, role: str, body: torch.nn.Module, heads: list[torch.nn.Linear] | None = None) -> PrunableNet:
+    layers, linears = mlp_layers(name, body, heads)
+    return PrunableNet(name=name, role=role, layers=layers, linears=linears)
+
+
+def _critics(policy: SACPolicy | TD3Policy) -> list[PrunableNet]:
+    nets = []
+    for i, (qf, qf_target) in enumerate(zip(policy.critic.q_networks, policy.critic_target.q_networks, strict=True)):
+        online = _net(f"qf{i}", "value", qf)
+        link_mirrors(online, _net(f"qf{i}_target", "value", qf_target))
+        nets.append(online)
+    return nets
+
+
+def prunable_nets(model: BaseAlgorithm) -> list[PrunableNet]:
+    """
+    Find the prunable networks of an SB3 model, with target networks linked as mirrors.
+
+    :param model: A PPO, A2C, DQN, SAC or TD3 model with an MLP policy.
+    :return: The networks, deployed network first.
+    """
+    policy = model.policy
+    if isinstance(policy, ActorCriticPolicy):
+        extractor = policy.mlp_extractor
+        return [
+            _net("pi", "policy", extractor.policy_net, [policy.action_net]),
+            _net("vf", "value", extractor.value_net, [policy.value_net]),
+        ]
+    if isinstance(policy, DQNPolicy):
+        q = _net("q", "policy", policy.q_net.q_net)
+        link_mirrors(q, _net("q_target", "policy", policy.q_net_target.q_net))
+        return [q]
+    if isinstance(policy, SACPolicy):
+        if policy.use_sde:
+            raise ValueError("neuron pruning does not support SAC with gSDE (use_sde=True)")
+        actor = _net("actor", "policy", policy.actor.latent_pi, [policy.actor.mu, policy.actor.log_std])
+        return [actor, *_critics(policy)]
+    if isinstance(policy, TD3Policy):
+        actor = _net("actor", "policy", policy.actor.mu)
+        link_mirrors(actor, _net("actor_target", "policy", policy.actor_target.mu))
+        return [actor, *_critics(policy)]
+    raise ValueError(f"no neuron groups known for policy {type(policy).__name__}")
+
+
+def optimizers(model: BaseAlgorithm) -> list[torch.optim.Optimizer]:
+    """
+    :param model: An SB3 model.
+    :return: Every optimizer of its policy (e.g. PPO's one, SAC's actor and critic optimizers).
+    """
+    found: dict[int, torch.optim.Optimizer] = {}
+    for module in model.policy.modules():
+        opt = getattr(module, "optimizer", None)
+        if isinstance(opt, torch.optim.Optimizer):
+            found[id(opt)] = opt
+    return list(found.values())
+
+
+def make_probe(model: BaseAlgorithm, n_states: int) -> Callable[[], list[torch.Tensor]]:
+    """
+    Build a callable that runs every prunable network on up to ``n_states`` recent states.
+
+    On-policy algorithms read the rollout buffer (call the probe when it is full, at rollout end);
+    off-policy ones sample the replay buffer (observations normalised like the training batches).
+
+    :param model: The SB3 model.
+    :param n_states: Batch size of the probe.
+    :return: The probe; it returns the networks' outputs (used by the Taylor criterion).
+    """
+    policy = model.policy
+
+    def observations() -> Any:
+        if isinstance(model, OnPolicyAlgorithm):
+            buffer = model.rollout_buffer
+            obs = buffer.swap_and_flatten(buffer.observations) if not buffer.generator_ready else buffer.observations
+            idx = torch.randperm(len(obs))[:n_states].numpy()
+            return obs_as_tensor(obs[idx], model.device), None
+        assert isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None
+        batch = model.replay_buffer.sample(n_states, env=model._vec_normalize_env)
+        return batch.observations, batch.actions
+
+    def probe() -> list[torch.Tensor]:
+        obs, actions = observations()
+        if isinstance(policy, ActorCriticPolicy):
+            latent_pi, latent_vf = policy.mlp_extractor(policy.extract_features(obs))
+            return [policy.action_net(latent_pi), policy.value_net(latent_vf)]
+        if isinstance(policy, DQNPolicy):
+            return [policy.q_net(obs)]
+        if isinstance(policy, SACPolicy):
+            mean, log_std, _ = policy.actor.get_action_dist_params(obs)
+            return [mean, log_std, *policy.critic(obs, actions)]
+        if isinstance(policy, TD3Policy):
+            return [policy.actor(obs), *policy.critic(obs, actions)]
+        raise ValueError(f"no probe for policy {type(policy).__name__}")
+
+    return probe

@@ -1,0 +1,166 @@
+"""One training run: build env -> build model -> attach callbacks -> learn -> save -> evaluate -> write results."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalization
+
+from prune_rl.config import ConfigError, TrainConfig
+from prune_rl.environment import action_kind, make_env
+from prune_rl.registry import ACTION_SPACES, ALGOS, algo_kwargs
+from prune_rl.sb3.callbacks import DynamicPruningCallback
+
+log = logging.getLogger(__name__)
+
+PRUNERS: dict[str, type[DynamicPruningCallback]] = {"dsp": DynamicPruningCallback}
+
+MODEL_FILE = "model.zip"
+VECNORMALIZE_FILE = "vecnormalize.pkl"
+MASKS_FILE = "masks.pt"
+RESULTS_FILE = "results.json"
+
+
+def build_model(cfg: TrainConfig, env: Any) -> BaseAlgorithm:
+    """
+    Build the SB3 model described by ``cfg``, checking that the algorithm fits the action space.
+
+    :param cfg: Run config.
+    :param env: The training environment.
+    :return: An untrained model.
+    """
+    if cfg.algo.name not in ALGOS:
+        raise ConfigError(f"unknown algo {cfg.algo.name!r} (known: {', '.join(ALGOS)})")
+    kind, n_actions = action_kind(cfg.env.id, cfg.env.kwargs)
+    if kind not in ACTION_SPACES[cfg.algo.name]:
+        raise ConfigError(
+            f"algo={cfg.algo.name} needs a {' or '.join(ACTION_SPACES[cfg.algo.name])} action space, "
+            f"but {cfg.env.id} is {kind}"
+        )
+    kwargs = algo_kwargs(cfg.algo.kwargs, n_actions)
+    kwargs.setdefault("policy", "MlpPolicy")
+    try:
+        return ALGOS[cfg.algo.name](env=env, seed=cfg.seed, device=cfg.device, **kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"algo={cfg.algo.name}: {exc}") from None
+
+
+def build_pruner(cfg: TrainConfig, masks: dict[str, torch.Tensor] | None = None) -> DynamicPruningCallback | None:
+    """
+    :param cfg: Run config.
+    :param masks: Masks to start from.
+    :return: The pruning callback chosen by ``pruning.name`` (``None`` for ``none``).
+    """
+    if cfg.pruning.name == "none":
+        return None
+    if cfg.pruning.name not in PRUNERS:
+        raise ConfigError(f"unknown pruning {cfg.pruning.name!r} (known: none, {', '.join(PRUNERS)})")
+    return PRUNERS[cfg.pruning.name](cfg.pruning, masks=masks)
+
+
+def _show_progress_bar(setting: str) -> bool:
+    if setting == "auto":
+        return sys.stderr.isatty()
+    return setting == "true"
+
+
+def evaluate(model: BaseAlgorithm, cfg: TrainConfig, train_env: Any = None, vecnormalize: str | Path | None = None) -> dict:
+    """
+    Evaluate a model on a fresh environment seeded with ``seed + eval.seed_offset``.
+
+    :param model: The model.
+    :param cfg: Run config.
+    :param train_env: Training env whose normalisation statistics to use, if any.
+    :param vecnormalize: Or a saved ``vecnormalize.pkl``.
+    :return: ``{mean_return, std_return, n_episodes, deterministic}``.
+    """
+    eval_env = make_env(cfg.env, seed=cfg.seed + cfg.eval.seed_offset, n_envs=1, training=False)
+    if isinstance(eval_env, VecNormalize):
+        if train_env is not None:
+            sync_envs_normalization(train_env, eval_env)
+        elif vecnormalize is not None:
+            eval_env = VecNormalize.load(str(vecnormalize), eval_env.venv)
+            eval_env.training, eval_env.norm_reward = False, False
+    returns, _ = evaluate_policy(
+        model, eval_env, n_eval_episodes=cfg.eval.n_episodes, deterministic=cfg.eval.deterministic, return_episode_rewards=True
+    )
+    eval_env.close()
+    return {
+        "mean_return": float(np.mean(returns)),
+        "std_return": float(np.std(returns)),
+        "n_episodes": cfg.eval.n_episodes,
+        "deterministic": cfg.eval.deterministic,
+    }
+
+
+def run(cfg: TrainConfig, run_dir: str | Path) -> dict:
+    """
+    Train, save and evaluate one agent, writing everything into ``run_dir``.
+
+    :param cfg: Validated run config.
+    :param run_dir: Run directory (created if needed).
+    :return: The content of ``results.json``.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.torch_threads > 0:
+        torch.set_num_threads(cfg.torch_threads)
+
+    gamma = cfg.algo.kwargs.get("gamma", 0.99)
+    env = make_env(cfg.env, seed=cfg.seed, gamma=gamma)
+    model = build_model(cfg, env)
+    progress_bar = _show_progress_bar(cfg.progress_bar)
+    model.set_logger(configure(str(run_dir), ["tensorboard", "csv"] if progress_bar else ["stdout", "tensorboard", "csv"]))
+
+    callbacks: list[BaseCallback] = []
+    pruner = build_pruner(cfg)
+    if pruner is not None:
+        callbacks.append(pruner)
+    if cfg.eval.freq > 0:
+        eval_env = make_env(cfg.env, seed=cfg.seed + cfg.eval.seed_offset, n_envs=1, training=False)
+        every = max(cfg.n_timesteps // (cfg.eval.freq * cfg.env.n_envs), 1)
+        callbacks.append(
+            EvalCallback(eval_env, eval_freq=every, n_eval_episodes=cfg.eval.n_episodes, log_path=str(run_dir), verbose=0)
+        )
+
+    log.info("training %s in %s", cfg.run_name, run_dir)
+    start = time.perf_counter()
+    model.learn(total_timesteps=cfg.n_timesteps, callback=callbacks, progress_bar=progress_bar)
+    wall = time.perf_counter() - start
+
+    model.save(run_dir / MODEL_FILE)
+    if isinstance(env, VecNormalize):
+        env.save(str(run_dir / VECNORMALIZE_FILE))
+    if pruner is not None:
+        pruner.save_masks(run_dir / MASKS_FILE)
+
+    final = evaluate(model, cfg, train_env=env)
+    results: dict[str, Any] = {
+        "run_name": cfg.run_name,
+        "env_id": cfg.env.id,
+        "algo": cfg.algo.name,
+        "pruning": cfg.pruning.name,
+        "seed": cfg.seed,
+        "n_timesteps": cfg.n_timesteps,
+        "timesteps": int(model.num_timesteps),
+        "wall_seconds": wall,
+        "fps": model.num_timesteps / max(wall, 1e-9),
+        "eval": final,
+        "sparsity": pruner.stats() if pruner is not None else None,
+    }
+    (run_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+    log.info("%s: return %.1f +- %.1f over %d episodes, %.0f s", cfg.run_name, final["mean_return"], final["std_return"],
+             final["n_episodes"], wall)
+    env.close()
+    return results

@@ -1,0 +1,35 @@
+import torch
+from torch import nn
+
+from prune_rl.pruning import PrunableNet, activation_importance, magnitude_importance, taylor_importance
+
+
+def test_magnitude_is_group_norm(net: PrunableNet) -> None:
+    scores = magnitude_importance(net.layers)
+    torch.testing.assert_close(scores[1], net.layers[1].group_norms())
+
+
+def test_activation_importance_by_hand(mlp: nn.Sequential, net: PrunableNet) -> None:
+    x = torch.randn(32, 3)
+    scores = activation_importance(net.layers, lambda: mlp(x))
+    hidden = torch.tanh(mlp[0](x))  # activation of layer 0
+    expected = hidden.abs().mean(0) * mlp[2].weight.norm(dim=0)
+    torch.testing.assert_close(scores[0], expected.detach())
+
+
+def test_dead_neuron_scores_zero(mlp: nn.Sequential, net: PrunableNet) -> None:
+    net.layers[1].scale_(torch.tensor([1.0, 0, 1, 1, 1, 1, 1, 1]))
+    x = torch.randn(32, 3)
+    for fn in (activation_importance, taylor_importance):
+        assert float(fn(net.layers, lambda: mlp(x))[1][1]) == 0.0
+    assert float(magnitude_importance(net.layers)[1][1]) == 0.0
+
+
+def test_taylor_importance_by_hand(mlp: nn.Sequential, net: PrunableNet) -> None:
+    x = torch.randn(4, 3)
+    scores = taylor_importance(net.layers, lambda: mlp(x))
+    a = torch.tanh(mlp[2](torch.tanh(mlp[0](x)))).detach().requires_grad_(True)
+    energy = 0.5 * mlp[4](a).pow(2).sum()  # per-sample energies summed
+    (grad,) = torch.autograd.grad(energy, a)
+    torch.testing.assert_close(scores[1], (a * grad).abs().mean(0).detach())
+    assert all(p.grad is None for p in mlp.parameters())  # scoring does not leave gradients behind

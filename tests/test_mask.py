@@ -1,0 +1,113 @@
+import pickle
+
+import torch
+from torch import nn
+
+from prune_rl.pruning import NeuronMask, PrunableNet, mlp_layers, select_alive
+from stable_baselines3.common.utils import polyak_update
+
+from conftest import tiny_mlp
+
+
+def _remove_neuron(mlp: nn.Sequential, layer_idx: int, j: int) -> nn.Sequential:
+    """A copy of the MLP with neuron j of hidden layer layer_idx deleted."""
+    linears = [m for m in mlp if isinstance(m, nn.Linear)]
+    new = []
+    for i, lin in enumerate(linears):
+        w, b = lin.weight.detach().clone(), lin.bias.detach().clone()
+        keep = [k for k in range(w.shape[0]) if not (i == layer_idx and k == j)]
+        w, b = w[keep], b[keep]
+        if i == layer_idx + 1:
+            w = w[:, [k for k in range(w.shape[1]) if k != j]]
+        layer = nn.Linear(w.shape[1], w.shape[0])
+        layer.weight.data, layer.bias.data = w, b
+        new.append(layer)
+    mods: list[nn.Module] = []
+    for lin in new[:-1]:
+        mods += [lin, nn.Tanh()]
+    return nn.Sequential(*mods, new[-1])
+
+
+def test_masked_neuron_equals_deleted_neuron(mlp: nn.Sequential, net: PrunableNet) -> None:
+    x = torch.randn(16, 3)
+    expected = _remove_neuron(mlp, 1, 5)(x)
+    mask = NeuronMask(net.layers[1])
+    mask.alive[5] = False
+    mask.apply_()
+    torch.testing.assert_close(mlp(x), expected)
+
+
+def _train_steps(mlp: nn.Sequential, opt: torch.optim.Optimizer, n: int = 20) -> None:
+    for _ in range(n):
+        opt.zero_grad()
+        mlp(torch.randn(32, 3)).pow(2).sum().backward()
+        opt.step()
+
+
+def test_masked_weights_and_adam_moments_stay_zero(mlp: nn.Sequential, net: PrunableNet) -> None:
+    opt = torch.optim.Adam(mlp.parameters(), lr=1e-2)
+    _train_steps(mlp, opt)  # moments are non-zero everywhere now
+    mask = NeuronMask(net.layers[0])
+    mask.alive[[1, 4]] = False
+    mask.apply_([opt])
+    _train_steps(mlp, opt)
+    layer = net.layers[0]
+    assert torch.all(layer.producer.weight[[1, 4]] == 0) and torch.all(layer.producer.bias[[1, 4]] == 0)
+    assert torch.all(layer.consumers[0].weight[:, [1, 4]] == 0)
+    state = opt.state[layer.producer.weight]
+    assert torch.all(state["exp_avg"][[1, 4]] == 0) and torch.all(state["exp_avg_sq"][[1, 4]] == 0)
+    col_state = opt.state[layer.consumers[0].weight]
+    assert torch.all(col_state["exp_avg"][:, [1, 4]] == 0)
+    # alive neurons did train
+    assert torch.all(layer.group_norms()[[0, 2, 3]] > 0)
+
+
+def test_target_network_stays_masked_after_polyak(mlp: nn.Sequential, net: PrunableNet) -> None:
+    target = tiny_mlp(seed=7)
+    t_layers, t_linears = mlp_layers("t", target)
+    net.layers[1].mirrors.append(t_layers[1])
+    opt = torch.optim.Adam(mlp.parameters(), lr=1e-2)
+    mask = NeuronMask(net.layers[1])
+    mask.alive[[0, 6]] = False
+    mask.apply_([opt])
+    for _ in range(10):
+        _train_steps(mlp, opt, n=2)
+        polyak_update(mlp.parameters(), target.parameters(), tau=0.05)
+    assert torch.all(t_layers[1].producer.weight[[0, 6]] == 0)
+    assert torch.all(t_layers[1].consumers[0].weight[:, [0, 6]] == 0)
+    assert torch.all(t_layers[1].group_norms()[[1, 2]] > 0)
+
+
+def test_select_alive_reaches_sparsity_and_keeps_the_best() -> None:
+    scores = [torch.arange(1.0, 9.0), torch.arange(1.0, 9.0)]
+    alive = [torch.ones(8, dtype=torch.bool), torch.ones(8, dtype=torch.bool)]
+    new, tau = select_alive(scores, alive, sparsity=0.75, min_neurons=1)
+    assert sum(int(a.sum()) for a in new) == 4
+    assert torch.equal(new[0], torch.tensor([False] * 6 + [True] * 2))
+    assert tau > 0
+
+
+def test_select_alive_never_removes_a_layers_last_neurons() -> None:
+    scores = [torch.full((8,), 1e-6), torch.arange(1.0, 9.0) * 100]
+    scores[0][3] = 2e-6
+    alive = [torch.ones(8, dtype=torch.bool), torch.ones(8, dtype=torch.bool)]
+    new, _ = select_alive(scores, alive, sparsity=0.9, min_neurons=2)
+    assert int(new[0].sum()) >= 2 and bool(new[0][3])
+    new, _ = select_alive(scores, new, sparsity=0.99, min_neurons=1)
+    assert all(int(a.sum()) >= 1 for a in new)
+
+
+def test_select_alive_is_permanent() -> None:
+    scores = [torch.arange(8.0, 0.0, -1.0)]
+    alive = [torch.tensor([False, True, True, True, True, True, True, True])]
+    new, _ = select_alive(scores, alive, sparsity=0.5, min_neurons=1)
+    assert not bool(new[0][0])  # the best-scoring neuron was already dead: it stays dead
+    assert int(new[0].sum()) == 4
+    same, tau = select_alive(scores, new, sparsity=0.25, min_neurons=1)  # lower target: no regrowth
+    assert torch.equal(same[0], new[0]) and tau == 0.0
+
+
+def test_neuron_mask_pickles(net: PrunableNet) -> None:
+    mask = NeuronMask(net.layers[0])
+    mask.alive[2] = False
+    assert torch.equal(pickle.loads(pickle.dumps(mask)).alive, mask.alive)
