@@ -39,8 +39,12 @@ def train(ctx: typer.Context) -> None:
     """
     from prune_rl.app import main
 
-    sys.argv = ["prune-rl train", *ctx.args]
-    main()
+    argv = sys.argv
+    sys.argv = ["prune-rl train", *ctx.args]  # @hydra.main reads its arguments from sys.argv
+    try:
+        main()
+    finally:
+        sys.argv = argv
 
 
 @app.command()

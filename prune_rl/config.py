@@ -138,7 +138,7 @@ class TrainConfig:
     n_timesteps: int = 100_000
     device: str = "auto"
     torch_threads: int = 1
-    progress_bar: str = "auto"
+    progress_bar: bool | str = "auto"
     run_name: str = ""
 
 
@@ -180,7 +180,7 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"eval.n_episodes must be >= 1, got {cfg.eval.n_episodes}")
     if cfg.eval.freq < 0:
         raise ConfigError(f"eval.freq must be >= 0, got {cfg.eval.freq}")
-    if cfg.progress_bar not in ("auto", "true", "false"):
+    if cfg.progress_bar not in ("auto", True, False):
         raise ConfigError(f"progress_bar must be auto, true or false, got {cfg.progress_bar}")
     p = cfg.pruning
     for name in ("begin", "end", "interval"):

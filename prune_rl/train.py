@@ -69,10 +69,8 @@ def build_pruner(cfg: TrainConfig, masks: dict[str, torch.Tensor] | None = None)
     return PRUNERS[cfg.pruning.name](cfg.pruning, masks=masks)
 
 
-def _show_progress_bar(setting: str) -> bool:
-    if setting == "auto":
-        return sys.stderr.isatty()
-    return setting == "true"
+def _show_progress_bar(setting: bool | str) -> bool:
+    return sys.stderr.isatty() if setting == "auto" else bool(setting)
 
 
 def evaluate(model: BaseAlgorithm, cfg: TrainConfig, train_env: Any = None, vecnormalize: str | Path | None = None) -> dict:

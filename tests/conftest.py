@@ -38,16 +38,41 @@ FAST = [
     "eval.n_episodes=2",
     "eval.freq=2",
     "progress_bar=false",
-    "pruning.probe_size=64",
-    "pruning.interval=0.1",
 ]
+FAST_PRUNING = ["pruning.probe_size=64", "pruning.interval=0.1"]
 
 # Per algo: tiny networks and update sizes so that a few hundred steps include gradient updates.
 FAST_ALGO = {
-    "ppo": ["algo.n_steps=64", "algo.batch_size=32", "algo.n_epochs=2", "env.n_envs=1", "+algo.policy_kwargs.net_arch=[8,8]"],
-    "a2c": ["algo.n_steps=8", "env.n_envs=1", "+algo.policy_kwargs.net_arch=[8,8]"],
+    "ppo": ["algo.n_steps=64", "algo.batch_size=32", "algo.n_epochs=2", "env.n_envs=1", "++algo.policy_kwargs.net_arch={pi:[8,8],vf:[8,8]}"],
+    "a2c": ["algo.n_steps=8", "env.n_envs=1", "++algo.policy_kwargs.net_arch={pi:[8,8],vf:[8,8]}"],
     "dqn": ["algo.learning_starts=32", "algo.train_freq=4", "algo.gradient_steps=1", "algo.buffer_size=1000",
-            "algo.target_update_interval=20", "+algo.policy_kwargs.net_arch=[8,8]"],
-    "sac": ["algo.learning_starts=32", "algo.buffer_size=1000", "algo.batch_size=16", "+algo.policy_kwargs.net_arch=[8,8]"],
-    "td3": ["algo.learning_starts=32", "algo.buffer_size=1000", "algo.batch_size=16", "algo.policy_kwargs.net_arch=[8,8]"],
+            "algo.target_update_interval=20", "++algo.policy_kwargs.net_arch=[8,8]"],
+    "sac": ["algo.learning_starts=32", "algo.buffer_size=1000", "algo.batch_size=16", "++algo.policy_kwargs.net_arch=[8,8]"],
+    "td3": ["algo.learning_starts=32", "algo.buffer_size=1000", "algo.batch_size=16", "++algo.policy_kwargs.net_arch=[8,8]"],
 }
+
+
+def compose(overrides: list[str], return_hydra_config: bool = False):
+    """Compose the root config as ``prune-rl train`` would (Compose API: tests only)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from prune_rl.app import CONFIG_PATH
+
+    with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
+        return hydra_compose("train", overrides=overrides, return_hydra_config=return_hydra_config)
+
+
+def train_cfg(overrides: list[str]):
+    """Compose and convert to the typed :class:`prune_rl.config.TrainConfig`."""
+    from omegaconf import OmegaConf
+
+    from prune_rl.config import train_config
+
+    return train_config(OmegaConf.to_container(compose(overrides), resolve=True))  # type: ignore[arg-type]
+
+
+def fast(algo: str, env: str, pruning: str = "dsp") -> list[str]:
+    """Overrides for a run of a few hundred steps."""
+    extra = FAST_PRUNING if pruning != "none" else []
+    return [f"algo={algo}", f"env={env}", f"pruning={pruning}", *FAST, *FAST_ALGO[algo], *extra]

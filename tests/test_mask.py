@@ -91,8 +91,9 @@ def test_select_alive_never_removes_a_layers_last_neurons() -> None:
     scores = [torch.full((8,), 1e-6), torch.arange(1.0, 9.0) * 100]
     scores[0][3] = 2e-6
     alive = [torch.ones(8, dtype=torch.bool), torch.ones(8, dtype=torch.bool)]
-    new, _ = select_alive(scores, alive, sparsity=0.9, min_neurons=2)
-    assert int(new[0].sum()) >= 2 and bool(new[0][3])
+    new, _ = select_alive(scores, alive, sparsity=0.75, min_neurons=2)
+    assert int(new[0].sum()) == 2 and bool(new[0][3])
+    assert sum(int(a.sum()) for a in new) == 4  # the floor is taken from the budget, not added to it
     new, _ = select_alive(scores, new, sparsity=0.99, min_neurons=1)
     assert all(int(a.sum()) >= 1 for a in new)
 
@@ -111,3 +112,12 @@ def test_neuron_mask_pickles(net: PrunableNet) -> None:
     mask = NeuronMask(net.layers[0])
     mask.alive[2] = False
     assert torch.equal(pickle.loads(pickle.dumps(mask)).alive, mask.alive)
+
+
+def test_select_alive_breaks_ties_at_zero() -> None:
+    """Groups the regularizer zeroed all score 0: the target sparsity must still be reached."""
+    scores = [torch.tensor([0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]), torch.tensor([0.0] * 7 + [2.0])]
+    alive = [torch.ones(8, dtype=torch.bool), torch.ones(8, dtype=torch.bool)]
+    new, _ = select_alive(scores, alive, sparsity=0.5, min_neurons=1)
+    assert sum(int(a.sum()) for a in new) == 8
+    assert bool(new[0][3]) and bool(new[1][7])

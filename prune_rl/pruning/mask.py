@@ -66,9 +66,9 @@ def select_alive(
     The dynamic threshold: keep the most important neurons of a network so that ``sparsity`` is reached.
 
     Scores are made comparable across layers by dividing each layer's scores by their mean over its
-    alive neurons. The threshold ``tau`` is the score of the last neuron kept when all alive neurons of
-    the network are ranked; neurons scoring below it are removed. Removal is permanent (dead neurons stay
-    dead) and no layer drops below ``min_neurons``: its best neurons are kept even under the threshold.
+    alive neurons. Each layer keeps its best ``min_neurons`` (never fewer), and the rest of the
+    ``(1 - sparsity) * n`` neurons kept are the best-ranked of the whole network; the threshold ``tau`` is the
+    lowest normalised score kept. Removal is permanent: dead neurons stay dead.
 
     :param scores: Importance per layer, each ``(n_neurons,)``.
     :param alive: Current boolean masks per layer, each ``(n_neurons,)``.
@@ -91,14 +91,20 @@ def select_alive(
     n_alive = sum(int(k.sum()) for k in alive)
     if n_keep >= n_alive:
         return [k.clone() for k in alive], 0.0
-    flat = torch.cat(normed)
-    tau = float(torch.topk(flat, n_keep).values[-1])
-    new_alive = []
+    # Each layer first reserves its best `floor` neurons; the rest of the budget goes to the best of all others.
+    # Ranking (not comparing with tau) matters: groups the regularizer zeroed all tie at a score of 0.
+    reserved = []
     for score, keep in zip(normed, alive, strict=True):
-        mask = (score >= tau) & keep.cpu()
         floor = min(min_neurons, int(keep.sum()))
-        if int(mask.sum()) < floor:
-            mask = torch.zeros_like(mask)
-            mask[torch.topk(score, floor).indices] = True
-        new_alive.append(mask.to(keep.device))
-    return new_alive, tau
+        mask = torch.zeros_like(score, dtype=torch.bool)
+        mask[torch.topk(score, floor).indices] = True
+        reserved.append(mask)
+    flat = torch.cat(normed)
+    flat_reserved = torch.cat(reserved)
+    budget = max(n_keep - int(flat_reserved.sum()), 0)
+    order = torch.argsort(torch.where(flat_reserved, -float("inf"), flat), descending=True, stable=True)
+    keep_flat = flat_reserved.clone()
+    keep_flat[order[:budget]] = True
+    tau = float(flat[keep_flat].min())
+    sizes = [int(s.numel()) for s in normed]
+    return [m.to(k.device) for m, k in zip(keep_flat.split(sizes), alive, strict=True)], tau

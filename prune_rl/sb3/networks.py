@@ -63,7 +63,7 @@ def prunable_nets(model: BaseAlgorithm) -> list[PrunableNet]:
         link_mirrors(q, _net("q_target", "policy", policy.q_net_target.q_net))
         return [q]
     if isinstance(policy, SACPolicy):
-        if policy.use_sde:
+        if policy.actor.use_sde:
             raise ValueError("neuron pruning does not support SAC with gSDE (use_sde=True)")
         actor = _net("actor", "policy", policy.actor.latent_pi, [policy.actor.mu, policy.actor.log_std])
         return [actor, *_critics(policy)]

@@ -1,0 +1,130 @@
+"""Dense vs pruned benchmark: every (task, seed) trained with ``pruning=none`` and ``pruning=dsp`` on one budget.
+
+Resumable: a run whose ``results.json`` exists is skipped, so the matrix can be filled a task at a time and
+over several sessions. Writes a markdown and a CSV table of the finished runs.
+
+Examples::
+
+    python scripts/benchmark_pruning.py --envs cartpole --seeds 0 1 2
+    python scripts/benchmark_pruning.py --envs hopper --seeds 0 --jobs 2 --n-timesteps 300000
+    python scripts/benchmark_pruning.py --table-only        # rebuild the tables from finished runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import statistics
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ENVS = ("cartpole", "lunarlander", "hopper", "walker2d")
+METHODS = ("none", "dsp")
+
+
+def run_dir(root: Path, env: str, algo: str, method: str, seed: int, budget: int | None) -> Path:
+    tag = f"_{budget}" if budget else ""
+    return root / "runs" / f"{env}__{algo}__{method}__seed{seed}{tag}"
+
+
+def train(root: Path, env: str, algo: str, method: str, seed: int, budget: int | None, extra: list[str]) -> Path:
+    out = run_dir(root, env, algo, method, seed, budget)
+    if (out / "results.json").is_file():
+        print(f"skip (done): {out.name}", flush=True)
+        return out
+    cmd = [sys.executable, "-m", "prune_rl.cli", "train", f"env={env}", f"algo={algo}", f"pruning={method}", f"seed={seed}",
+           f"hydra.run.dir={out}", "progress_bar=false", *([f"n_timesteps={budget}"] if budget else []), *extra]
+    out.mkdir(parents=True, exist_ok=True)
+    print("run:", " ".join(cmd[3:]), flush=True)
+    with open(out / "train.log", "w") as log:
+        code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
+    if code != 0:
+        print(f"FAILED ({code}): {out}/train.log", flush=True)
+    return out
+
+
+def _mean_std(values: list[float]) -> str:
+    if not values:
+        return "-"
+    std = statistics.pstdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.1f} ± {std:.1f}"
+
+
+def table(root: Path) -> list[dict]:
+    """Aggregate finished runs per (env, algo, budget)."""
+    runs = [json.loads(p.read_text()) | {"dir": p.parent.name} for p in sorted((root / "runs").glob("*/results.json"))]
+    groups: dict[tuple, dict[str, list[dict]]] = {}
+    for r in runs:
+        key = (r["env_id"], r["algo"], r["n_timesteps"])
+        groups.setdefault(key, {}).setdefault(r["pruning"], []).append(r)
+    rows = []
+    for (env_id, algo, budget), by_method in sorted(groups.items()):
+        dense, pruned = by_method.get("none", []), by_method.get("dsp", [])
+        d_ret = [r["eval"]["mean_return"] for r in dense]
+        p_ret = [r["eval"]["mean_return"] for r in pruned]
+
+        def role(r: dict, which: str) -> list[dict]:
+            return [s for s in r["sparsity"].values() if s["role"] == which]
+
+        pol = [role(r, "policy")[0] for r in pruned]
+        val = [v for r in pruned for v in role(r, "value")]
+        ratio = statistics.mean(p_ret) / statistics.mean(d_ret) if d_ret and p_ret and statistics.mean(d_ret) else None
+        wall = statistics.mean(r["wall_seconds"] for r in pruned) / statistics.mean(r["wall_seconds"] for r in dense) \
+            if dense and pruned else None
+        rows.append({
+            "env": env_id, "algo": algo, "timesteps": budget,
+            "seeds_dense": len(dense), "seeds_pruned": len(pruned),
+            "return_dense": _mean_std(d_ret), "return_pruned": _mean_std(p_ret),
+            "return_ratio": f"{ratio:.3f}" if ratio is not None else "-",
+            "policy_neuron_sparsity": f"{statistics.mean(s['neuron_sparsity'] for s in pol):.3f}" if pol else "-",
+            "policy_weight_sparsity": f"{statistics.mean(s['weight_sparsity'] for s in pol):.3f}" if pol else "-",
+            "policy_alive_neurons": "/".join(str(s["alive_neurons"]) for s in pol) + (f" of {pol[0]['neurons']}" if pol else ""),
+            "value_neuron_sparsity": f"{statistics.mean(s['neuron_sparsity'] for s in val):.3f}" if val else "-",
+            "value_weight_sparsity": f"{statistics.mean(s['weight_sparsity'] for s in val):.3f}" if val else "-",
+            "wall_ratio": f"{wall:.2f}" if wall is not None else "-",
+        })
+    return rows
+
+
+def write_tables(rows: list[dict], out: Path, command: str) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not rows:
+        print("no finished runs yet")
+        return
+    with open(out.with_suffix(".csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = [f"<!-- written by: {command} -->", "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(str(v) for v in row.values()) + " |" for row in rows]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines[1:]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--envs", nargs="+", default=list(ENVS), choices=ENVS)
+    parser.add_argument("--algo", default="ppo")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--n-timesteps", type=int, default=None, help="budget (default: each task's own)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel")
+    parser.add_argument("--root", type=Path, default=Path("outputs/benchmark"), help="where run directories go")
+    parser.add_argument("--table", type=Path, default=Path("results/pruning_benchmark.md"))
+    parser.add_argument("--table-only", action="store_true", help="only rebuild the tables")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
+    args = parser.parse_args()
+
+    if not args.table_only:
+        todo = list(itertools.product(args.envs, args.seeds, args.methods))
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            list(pool.map(lambda t: train(args.root, t[0], args.algo, t[2], t[1], args.n_timesteps, args.overrides), todo))
+    write_tables(table(args.root), args.table, "python " + " ".join(sys.argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Every config composes, and bad configs fail with a clear message."""
+
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from prune_rl.app import CONFIG_PATH
+from prune_rl.config import ConfigError, train_config
+
+from conftest import compose, train_cfg
+
+CONF = Path(CONFIG_PATH)
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group", ["env", "algo", "pruning", "experiment"])
+def test_every_group_option_composes(group: str) -> None:
+    options = _options(group)
+    assert options, f"conf/{group} is empty"
+    for option in options:
+        extra = ["env.id=Acrobot-v1"] if (group, option) == ("env", "gym") else []
+        cfg = train_cfg([f"{group}={option}", *extra])
+        if group in ("env", "algo", "pruning"):
+            assert getattr(cfg, group).name in (option, "Acrobot-v1")
+
+
+@pytest.mark.parametrize("name", _options("algo_env"))
+def test_every_tuned_pair_composes_and_applies(name: str) -> None:
+    algo, env = name.split("_", 1)
+    cfg = train_cfg([f"algo={algo}", f"env={env}"])
+    tuned = OmegaConf.load(CONF / "algo_env" / f"{name}.yaml")
+    assert cfg.n_timesteps == tuned.n_timesteps
+    for key, value in tuned.get("algo", {}).items():
+        expected = OmegaConf.to_object(value) if OmegaConf.is_config(value) else value
+        assert cfg.algo.kwargs[key] == expected
+
+
+@pytest.mark.parametrize("launcher", _options("hydra/launcher"))
+def test_launcher_profiles_compose(launcher: str) -> None:
+    cfg = compose([f"hydra/launcher={launcher}"], return_hydra_config=True)
+    assert "_target_" in cfg.hydra.launcher
+
+
+def test_defaults() -> None:
+    cfg = train_cfg([])
+    assert (cfg.env.id, cfg.algo.name, cfg.pruning.name) == ("CartPole-v1", "ppo", "dsp")
+    assert cfg.n_timesteps == 100_000 and cfg.seed == 0
+    assert cfg.run_name == "cartpole__ppo__dsp__seed0"
+
+
+def test_env_ids_are_gymnasium_1x() -> None:
+    ids = {name: train_cfg([f"env={name}"]).env.id for name in ("cartpole", "lunarlander", "hopper", "walker2d")}
+    assert ids == {"cartpole": "CartPole-v1", "lunarlander": "LunarLander-v3", "hopper": "Hopper-v5", "walker2d": "Walker2d-v5"}
+
+
+def test_command_line_overrides_win_over_tuned_values() -> None:
+    cfg = train_cfg(["env=lunarlander", "algo=dqn", "seed=3", "n_timesteps=200000", "algo.batch_size=7"])
+    assert (cfg.seed, cfg.n_timesteps, cfg.algo.kwargs["batch_size"]) == (3, 200000, 7)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("n_timesteps=-5", "n_timesteps must be a positive integer"),
+        ("seed=-1", "seed must be"),
+        ("pruning.sparsity=1.5", "pruning.sparsity must be in [0, 1)"),
+        ("pruning.begin=0.9", "must be before pruning.end"),
+        ("eval.n_episodes=0", "eval.n_episodes"),
+        ("+pruning.typo=1", "unknown key(s) in pruning: typo"),
+    ],
+)
+def test_invalid_values_are_named(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=None) as info:
+        train_cfg([override])
+    assert message in str(info.value)
+
+
+def test_unknown_top_level_key_is_named() -> None:
+    data = OmegaConf.to_container(compose([]), resolve=True)
+    assert isinstance(data, dict)
+    data["n_timestep"] = 3
+    with pytest.raises(ConfigError, match="n_timestep"):
+        train_config(data)
