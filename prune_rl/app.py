@@ -14,6 +14,7 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from prune_rl.config import ConfigError, train_config
 
@@ -47,6 +48,8 @@ def main(cfg: DictConfig) -> float:
         results = run(typed, run_dir)
     except ConfigError as exc:
         fail(str(exc))
+    except OmegaConfBaseException as exc:  # e.g. a mandatory value (???) left unset
+        fail(str(exc).splitlines()[0])
     return float(results["eval"]["mean_return"])
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -49,10 +50,16 @@ def train(ctx: typer.Context) -> None:
 
 @app.command()
 def evaluate(
-    run_dir: Path = typer.Argument(..., help="A run directory written by `prune-rl train`."),
-    n_episodes: int = typer.Option(None, "--n-episodes", "-n", help="Episodes (default: the run's eval.n_episodes)."),
-    seed: int = typer.Option(None, help="Seed of the evaluation env (default: the run's seed + eval.seed_offset)."),
-    stochastic: bool = typer.Option(False, "--stochastic", help="Sample actions instead of acting deterministically."),
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `prune-rl train`.")],
+    n_episodes: Annotated[
+        int | None, typer.Option("--n-episodes", "-n", help="Episodes (default: the run's eval.n_episodes).")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the evaluation env (default: the run's seed + eval.seed_offset).")
+    ] = None,
+    stochastic: Annotated[
+        bool, typer.Option("--stochastic", help="Sample actions instead of acting deterministically.")
+    ] = False,
 ) -> None:
     """Re-evaluate a saved run and print its mean return."""
     from prune_rl.app import fail
@@ -71,9 +78,9 @@ def evaluate(
 
 @app.command()
 def board(
-    logdir: Path = typer.Argument(Path("outputs"), help="Folder holding run directories."),
-    port: int = typer.Option(6006, help="Port to serve on."),
-    host: str = typer.Option("localhost", help="Address to bind (0.0.0.0 to serve other machines)."),
+    logdir: Annotated[Path, typer.Argument(help="Folder holding run directories.")] = Path("outputs"),
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 6006,
+    host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0 to serve other machines).")] = "localhost",
 ) -> None:
     """Start TensorBoard on the run directories."""
     import subprocess

@@ -182,7 +182,10 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"eval.freq must be >= 0, got {cfg.eval.freq}")
     if cfg.progress_bar not in ("auto", True, False):
         raise ConfigError(f"progress_bar must be auto, true or false, got {cfg.progress_bar}")
-    p = cfg.pruning
+    _validate_pruning(cfg.pruning)
+
+
+def _validate_pruning(p: PruningConfig) -> None:
     for name in ("begin", "end", "interval"):
         _check_fraction(f"pruning.{name}", getattr(p, name))
     for name in ("begin", "end"):

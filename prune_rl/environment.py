@@ -32,7 +32,9 @@ def action_kind(env_id: str, kwargs: dict | None = None) -> tuple[str, int | Non
     raise ConfigError(f"env.id {env_id!r}: unsupported action space {space}")
 
 
-def make_env(cfg: EnvConfig, seed: int, n_envs: int | None = None, training: bool = True, gamma: float | None = None) -> VecEnv:
+def make_env(
+    cfg: EnvConfig, seed: int, n_envs: int | None = None, training: bool = True, gamma: float | None = None
+) -> VecEnv:
     """
     Build a vectorised environment, wrapped in ``VecNormalize`` when ``cfg.normalize`` is set.
 
@@ -45,7 +47,9 @@ def make_env(cfg: EnvConfig, seed: int, n_envs: int | None = None, training: boo
     """
     if cfg.vec_env not in VEC_ENVS:
         raise ConfigError(f"env.vec_env must be one of {', '.join(VEC_ENVS)}, got {cfg.vec_env!r}")
-    env = make_vec_env(cfg.id, n_envs=n_envs or cfg.n_envs, seed=seed, env_kwargs=cfg.kwargs, vec_env_cls=VEC_ENVS[cfg.vec_env])
+    env = make_vec_env(
+        cfg.id, n_envs=n_envs or cfg.n_envs, seed=seed, env_kwargs=cfg.kwargs, vec_env_cls=VEC_ENVS[cfg.vec_env]
+    )
     if cfg.normalize:
         kwargs = dict(cfg.normalize_kwargs)
         if gamma is not None:

@@ -12,7 +12,9 @@ from prune_rl.registry import ALGOS
 from prune_rl.train import MODEL_FILE, VECNORMALIZE_FILE, evaluate
 
 
-def evaluate_run(run_dir: str | Path, n_episodes: int | None = None, seed: int | None = None, deterministic: bool = True) -> dict:
+def evaluate_run(
+    run_dir: str | Path, n_episodes: int | None = None, seed: int | None = None, deterministic: bool = True
+) -> dict:
     """
     Load ``model.zip`` (and ``vecnormalize.pkl``) from a run directory and evaluate it.
 

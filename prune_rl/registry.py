@@ -33,7 +33,10 @@ ACTION_SPACES: dict[str, tuple[str, ...]] = {
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
 
-NOISES: dict[str, type[ActionNoise]] = {"normal": NormalActionNoise, "ornstein_uhlenbeck": OrnsteinUhlenbeckActionNoise}
+NOISES: dict[str, type[NormalActionNoise] | type[OrnsteinUhlenbeckActionNoise]] = {
+    "normal": NormalActionNoise,
+    "ornstein_uhlenbeck": OrnsteinUhlenbeckActionNoise,
+}
 
 SCHEDULED_KEYS = ("learning_rate", "clip_range", "clip_range_vf")
 

@@ -158,7 +158,13 @@ def run(cfg: TrainConfig, run_dir: str | Path) -> dict:
         "sparsity": pruner.stats() if pruner is not None else None,
     }
     (run_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
-    log.info("%s: return %.1f +- %.1f over %d episodes, %.0f s", cfg.run_name, final["mean_return"], final["std_return"],
-             final["n_episodes"], wall)
+    log.info(
+        "%s: return %.1f +- %.1f over %d episodes, %.0f s",
+        cfg.run_name,
+        final["mean_return"],
+        final["std_return"],
+        final["n_episodes"],
+        wall,
+    )
     env.close()
     return results

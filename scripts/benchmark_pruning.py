@@ -16,6 +16,7 @@ import argparse
 import csv
 import itertools
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -36,15 +37,49 @@ def train(root: Path, env: str, algo: str, method: str, seed: int, budget: int |
     if (out / "results.json").is_file():
         print(f"skip (done): {out.name}", flush=True)
         return out
-    cmd = [sys.executable, "-m", "prune_rl.cli", "train", f"env={env}", f"algo={algo}", f"pruning={method}", f"seed={seed}",
-           f"hydra.run.dir={out}", "progress_bar=false", *([f"n_timesteps={budget}"] if budget else []), *extra]
     out.mkdir(parents=True, exist_ok=True)
+    if not _lock(out / ".lock"):
+        print(f"skip (running in another process): {out.name}", flush=True)
+        return out
+    cmd = [
+        sys.executable,
+        "-m",
+        "prune_rl.cli",
+        "train",
+        f"env={env}",
+        f"algo={algo}",
+        f"pruning={method}",
+        f"seed={seed}",
+        f"hydra.run.dir={out}",
+        "progress_bar=false",
+        *([f"n_timesteps={budget}"] if budget else []),
+        *extra,
+    ]
     print("run:", " ".join(cmd[3:]), flush=True)
-    with open(out / "train.log", "w") as log:
-        code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        with open(out / "stdout.log", "w") as log:
+            code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
+    finally:
+        (out / ".lock").unlink(missing_ok=True)
     if code != 0:
-        print(f"FAILED ({code}): {out}/train.log", flush=True)
+        print(f"FAILED ({code}): {out}/stdout.log", flush=True)
     return out
+
+
+def _lock(path: Path) -> bool:
+    """Take a run directory for this process; a lock left by a dead process is taken over."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            os.kill(int(path.read_text() or "0"), 0)
+            return False  # its owner is alive
+        except (ProcessLookupError, ValueError):
+            path.unlink(missing_ok=True)
+            return _lock(path)
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    return True
 
 
 def _mean_std(values: list[float]) -> str:
@@ -73,20 +108,30 @@ def table(root: Path) -> list[dict]:
         pol = [role(r, "policy")[0] for r in pruned]
         val = [v for r in pruned for v in role(r, "value")]
         ratio = statistics.mean(p_ret) / statistics.mean(d_ret) if d_ret and p_ret and statistics.mean(d_ret) else None
-        wall = statistics.mean(r["wall_seconds"] for r in pruned) / statistics.mean(r["wall_seconds"] for r in dense) \
-            if dense and pruned else None
-        rows.append({
-            "env": env_id, "algo": algo, "timesteps": budget,
-            "seeds_dense": len(dense), "seeds_pruned": len(pruned),
-            "return_dense": _mean_std(d_ret), "return_pruned": _mean_std(p_ret),
-            "return_ratio": f"{ratio:.3f}" if ratio is not None else "-",
-            "policy_neuron_sparsity": f"{statistics.mean(s['neuron_sparsity'] for s in pol):.3f}" if pol else "-",
-            "policy_weight_sparsity": f"{statistics.mean(s['weight_sparsity'] for s in pol):.3f}" if pol else "-",
-            "policy_alive_neurons": "/".join(str(s["alive_neurons"]) for s in pol) + (f" of {pol[0]['neurons']}" if pol else ""),
-            "value_neuron_sparsity": f"{statistics.mean(s['neuron_sparsity'] for s in val):.3f}" if val else "-",
-            "value_weight_sparsity": f"{statistics.mean(s['weight_sparsity'] for s in val):.3f}" if val else "-",
-            "wall_ratio": f"{wall:.2f}" if wall is not None else "-",
-        })
+        wall = (
+            statistics.mean(r["wall_seconds"] for r in pruned) / statistics.mean(r["wall_seconds"] for r in dense)
+            if dense and pruned
+            else None
+        )
+        rows.append(
+            {
+                "env": env_id,
+                "algo": algo,
+                "timesteps": budget,
+                "seeds_dense": len(dense),
+                "seeds_pruned": len(pruned),
+                "return_dense": _mean_std(d_ret),
+                "return_pruned": _mean_std(p_ret),
+                "return_ratio": f"{ratio:.3f}" if ratio is not None else "-",
+                "policy_neuron_sparsity": f"{statistics.mean(s['neuron_sparsity'] for s in pol):.3f}" if pol else "-",
+                "policy_weight_sparsity": f"{statistics.mean(s['weight_sparsity'] for s in pol):.3f}" if pol else "-",
+                "policy_alive_neurons": "/".join(str(s["alive_neurons"]) for s in pol)
+                + (f" of {pol[0]['neurons']}" if pol else ""),
+                "value_neuron_sparsity": f"{statistics.mean(s['neuron_sparsity'] for s in val):.3f}" if val else "-",
+                "value_weight_sparsity": f"{statistics.mean(s['weight_sparsity'] for s in val):.3f}" if val else "-",
+                "wall_ratio": f"{wall:.2f}" if wall is not None else "-",
+            }
+        )
     return rows
 
 

@@ -8,6 +8,7 @@ from torch import nn
 import pytest
 
 from prune_rl.pruning import PrunableNet, mlp_layers
+import itertools
 
 
 def tiny_mlp(seed: int = 0, n_in: int = 3, hidden: tuple[int, ...] = (8, 8), n_out: int = 2) -> nn.Sequential:
@@ -15,7 +16,7 @@ def tiny_mlp(seed: int = 0, n_in: int = 3, hidden: tuple[int, ...] = (8, 8), n_o
     torch.manual_seed(seed)
     mods: list[nn.Module] = []
     sizes = [n_in, *hidden]
-    for a, b in zip(sizes[:-1], sizes[1:]):
+    for a, b in itertools.pairwise(sizes):
         mods += [nn.Linear(a, b), nn.Tanh()]
     mods.append(nn.Linear(sizes[-1], n_out))
     return nn.Sequential(*mods)
@@ -43,10 +44,22 @@ FAST_PRUNING = ["pruning.probe_size=64", "pruning.interval=0.1"]
 
 # Per algo: tiny networks and update sizes so that a few hundred steps include gradient updates.
 FAST_ALGO = {
-    "ppo": ["algo.n_steps=64", "algo.batch_size=32", "algo.n_epochs=2", "env.n_envs=1", "++algo.policy_kwargs.net_arch={pi:[8,8],vf:[8,8]}"],
+    "ppo": [
+        "algo.n_steps=64",
+        "algo.batch_size=32",
+        "algo.n_epochs=2",
+        "env.n_envs=1",
+        "++algo.policy_kwargs.net_arch={pi:[8,8],vf:[8,8]}",
+    ],
     "a2c": ["algo.n_steps=8", "env.n_envs=1", "++algo.policy_kwargs.net_arch={pi:[8,8],vf:[8,8]}"],
-    "dqn": ["algo.learning_starts=32", "algo.train_freq=4", "algo.gradient_steps=1", "algo.buffer_size=1000",
-            "algo.target_update_interval=20", "++algo.policy_kwargs.net_arch=[8,8]"],
+    "dqn": [
+        "algo.learning_starts=32",
+        "algo.train_freq=4",
+        "algo.gradient_steps=1",
+        "algo.buffer_size=1000",
+        "algo.target_update_interval=20",
+        "++algo.policy_kwargs.net_arch=[8,8]",
+    ],
     "sac": ["algo.learning_starts=32", "algo.buffer_size=1000", "algo.batch_size=16", "++algo.policy_kwargs.net_arch=[8,8]"],
     "td3": ["algo.learning_starts=32", "algo.buffer_size=1000", "algo.batch_size=16", "++algo.policy_kwargs.net_arch=[8,8]"],
 }

@@ -64,7 +64,7 @@ def test_masked_weights_and_adam_moments_stay_zero(mlp: nn.Sequential, net: Prun
 
 def test_target_network_stays_masked_after_polyak(mlp: nn.Sequential, net: PrunableNet) -> None:
     target = tiny_mlp(seed=7)
-    t_layers, t_linears = mlp_layers("t", target)
+    t_layers, _t_linears = mlp_layers("t", target)
     net.layers[1].mirrors.append(t_layers[1])
     opt = torch.optim.Adam(mlp.parameters(), lr=1e-2)
     mask = NeuronMask(net.layers[1])

@@ -9,7 +9,7 @@ def test_penalty_equals_hand_computation(net: PrunableNet) -> None:
     lasso = GroupLasso(net.layers, strength=0.3)
     lasso.weights = [torch.linspace(0.5, 2.0, 8), torch.ones(8)]
     by_hand = 0.0
-    for layer, weight in zip(net.layers, lasso.weights):
+    for layer, weight in zip(net.layers, lasso.weights, strict=False):
         for j in range(8):
             group = [layer.producer.weight[j], layer.producer.bias[j : j + 1]] + [c.weight[:, j] for c in layer.consumers]
             by_hand += float(weight[j]) * math.sqrt(sum(float(g.detach().pow(2).sum()) for g in group))

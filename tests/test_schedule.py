@@ -3,6 +3,7 @@ import pickle
 import pytest
 
 from prune_rl.pruning import CubicSparsity
+import itertools
 
 
 def test_hits_endpoints_and_is_monotone() -> None:
@@ -10,7 +11,7 @@ def test_hits_endpoints_and_is_monotone() -> None:
     assert s(0.0) == 0.0 and s(0.2) == 0.0
     assert s(0.8) == pytest.approx(0.9) and s(1.0) == 0.9
     values = [s(i / 100) for i in range(101)]
-    assert all(b >= a for a, b in zip(values, values[1:]))
+    assert all(b >= a for a, b in itertools.pairwise(values))
     # cubic: prunes fast early, slowly late
     assert s(0.35) - s(0.2) > s(0.8) - s(0.65)
 

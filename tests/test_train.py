@@ -14,8 +14,12 @@ from conftest import fast, train_cfg
 ALGO_CLASSES = {"ppo": PPO, "a2c": A2C, "dqn": DQN, "sac": SAC, "td3": TD3}
 VALID = [
     *[(algo, env) for algo in ("ppo", "a2c") for env in ("cartpole", "lunarlander", "hopper", "walker2d")],
-    ("dqn", "cartpole"), ("dqn", "lunarlander"),
-    ("sac", "hopper"), ("sac", "walker2d"), ("td3", "hopper"), ("td3", "walker2d"),
+    ("dqn", "cartpole"),
+    ("dqn", "lunarlander"),
+    ("sac", "hopper"),
+    ("sac", "walker2d"),
+    ("td3", "hopper"),
+    ("td3", "walker2d"),
 ]
 
 
@@ -55,6 +59,6 @@ def test_same_seed_same_result(tmp_path) -> None:
     a = PPO.load(tmp_path / "a" / "model.zip").policy.state_dict()
     b = PPO.load(tmp_path / "b" / "model.zip").policy.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    other = run(train_cfg([*fast("ppo", "cartpole"), "n_timesteps=512", "seed=6"]), tmp_path / "c")
+    run(train_cfg([*fast("ppo", "cartpole"), "n_timesteps=512", "seed=6"]), tmp_path / "c")
     c = PPO.load(tmp_path / "c" / "model.zip").policy.state_dict()
     assert not all(torch.equal(a[k], c[k]) for k in a)

@@ -52,7 +52,7 @@ class HiddenLayer:
         bias = 1 if self.producer.bias is not None else 0
         return self.producer.in_features + bias + sum(c.out_features for c in self.consumers)
 
-    def parameters(self) -> list[nn.Parameter]:
+    def parameters(self) -> list[torch.Tensor]:
         """:return: Every parameter that holds part of this layer's groups."""
         params = [self.producer.weight] + ([self.producer.bias] if self.producer.bias is not None else [])
         return params + [c.weight for c in self.consumers]
@@ -74,7 +74,7 @@ class HiddenLayer:
         """:return: L2 norm of each neuron's group, shape ``(n_neurons,)``."""
         return self.group_sq_norms().sqrt()
 
-    def factor_views(self, factor: torch.Tensor) -> list[tuple[nn.Parameter, torch.Tensor]]:
+    def factor_views(self, factor: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """
         Pair each parameter of the groups with ``factor`` shaped to broadcast over it.
 
@@ -126,7 +126,9 @@ class PrunableNet:
         return sum(layer.n_neurons for layer in self.layers)
 
 
-def mlp_layers(name: str, body: nn.Module, heads: list[nn.Linear] | None = None) -> tuple[list[HiddenLayer], list[nn.Linear]]:
+def mlp_layers(
+    name: str, body: nn.Module, heads: Sequence[nn.Module] | None = None
+) -> tuple[list[HiddenLayer], list[nn.Linear]]:
     """
     Find the hidden layers of an MLP made of Linear layers and element-wise activations.
 
@@ -140,16 +142,18 @@ def mlp_layers(name: str, body: nn.Module, heads: list[nn.Linear] | None = None)
     :return: The hidden layers and every Linear layer (body then heads).
     """
     linears = [m for m in body.modules() if isinstance(m, nn.Linear)]
-    heads = list(heads or [])
-    if not heads:
+    if not all(isinstance(h, nn.Linear) for h in heads or []):
+        raise TypeError(f"{name}: heads must be nn.Linear, got {[type(h).__name__ for h in heads or []]}")
+    outputs = [h for h in heads or [] if isinstance(h, nn.Linear)]
+    if not outputs:
         if len(linears) < 2:
             return [], linears
-        linears, heads = linears[:-1], [linears[-1]]
+        linears, outputs = linears[:-1], [linears[-1]]
     layers = []
     for i, producer in enumerate(linears):
-        consumers = [linears[i + 1]] if i + 1 < len(linears) else heads
+        consumers = [linears[i + 1]] if i + 1 < len(linears) else outputs
         layers.append(HiddenLayer(name=f"{name}.{i}", producer=producer, consumers=consumers))
-    return layers, linears + heads
+    return layers, linears + outputs
 
 
 def link_mirrors(online: PrunableNet, target: PrunableNet) -> None:

@@ -9,7 +9,15 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 from prune_rl.config import PruningConfig
-from prune_rl.pruning import IMPORTANCES, CubicSparsity, GroupLasso, NeuronMask, PrunableNet, compact_weight_count, select_alive
+from prune_rl.pruning import (
+    IMPORTANCES,
+    CubicSparsity,
+    GroupLasso,
+    NeuronMask,
+    PrunableNet,
+    compact_weight_count,
+    select_alive,
+)
 from prune_rl.sb3.networks import make_probe, optimizers, prunable_nets
 
 

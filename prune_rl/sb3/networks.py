@@ -30,7 +30,7 @@ from stable_baselines3.td3.policies import TD3Policy
 from prune_rl.pruning.groups import PrunableNet, link_mirrors, mlp_layers
 
 
-def _net(name: str, role: str, body: torch.nn.Module, heads: list[torch.nn.Linear] | None = None) -> PrunableNet:
+def _net(name: str, role: str, body: torch.nn.Module, heads: list[torch.nn.Module] | None = None) -> PrunableNet:
     layers, linears = mlp_layers(name, body, heads)
     return PrunableNet(name=name, role=role, layers=layers, linears=linears)
 
@@ -65,7 +65,7 @@ def prunable_nets(model: BaseAlgorithm) -> list[PrunableNet]:
     if isinstance(policy, SACPolicy):
         if policy.actor.use_sde:
             raise ValueError("neuron pruning does not support SAC with gSDE (use_sde=True)")
-        actor = _net("actor", "policy", policy.actor.latent_pi, [policy.actor.mu, policy.actor.log_std])
+        actor = _net("actor", "policy", policy.actor.latent_pi, [policy.actor.mu, policy.actor.log_std])  # type: ignore[list-item]
         return [actor, *_critics(policy)]
     if isinstance(policy, TD3Policy):
         actor = _net("actor", "policy", policy.actor.mu)

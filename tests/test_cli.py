@@ -1,0 +1,103 @@
+"""The command line, through Typer's CliRunner and as a subprocess."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from prune_rl.cli import app
+
+from conftest import fast
+
+runner = CliRunner()
+
+
+def _cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "prune_rl.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_help_lists_commands() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("train", "evaluate", "board"):
+        assert command in result.output
+
+
+def test_help_does_not_import_torch() -> None:
+    code = (
+        "import sys, prune_rl.cli; from typer.testing import CliRunner; CliRunner().invoke(prune_rl.cli.app, ['--help']);"
+        "print(sorted(m for m in ('torch', 'stable_baselines3', 'hydra') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_train_through_typer(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", *fast("ppo", "cartpole"), f"hydra.run.dir={tmp_path}"])
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["run_name"] == "cartpole__ppo__dsp__seed0"
+    assert (tmp_path / "config.yaml").is_file() and (tmp_path / "model.zip").is_file() and (tmp_path / "masks.pt").is_file()
+    assert "${" not in (tmp_path / "config.yaml").read_text()  # resolved
+
+
+def test_print_config_passes_through_to_hydra() -> None:
+    result = runner.invoke(app, ["train", "--cfg", "job", "env=walker2d"])
+    assert result.exit_code == 0, result.output
+    assert "id: Walker2d-v5" in result.output
+
+
+def test_multirun_writes_one_directory_per_job(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "-m", "seed=0,1", *fast("ppo", "cartpole"), f"hydra.sweep.dir={tmp_path}"])
+    assert result.exit_code == 0, result.output
+    dirs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert dirs == ["0_cartpole__ppo__dsp__seed0", "1_cartpole__ppo__dsp__seed1"]
+    assert all((tmp_path / d / "results.json").is_file() for d in dirs)
+
+
+def test_subprocess_train_then_evaluate(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    done = _cli("train", *fast("ppo", "hopper"), f"hydra.run.dir={run_dir}")
+    assert done.returncode == 0, done.stderr
+    assert (run_dir / "vecnormalize.pkl").is_file()
+    evaluated = _cli("evaluate", str(run_dir), "--n-episodes", "2")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert evaluated.stdout.startswith("Hopper-v5 ppo: return ")
+    saved = json.loads((run_dir / "results.json").read_text())["eval"]["mean_return"]
+    assert f"{saved:.2f}" in evaluated.stdout  # same seed, same episodes: same return
+
+
+def test_joblib_multirun(tmp_path: Path) -> None:
+    done = _cli(
+        "train", "-m", "seed=0,1", "hydra/launcher=local", *fast("dqn", "cartpole", "none"), f"hydra.sweep.dir={tmp_path}"
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(list(tmp_path.glob("*/results.json"))) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["algo=dqn", "env=hopper"], "algo=dqn needs a discrete action space, but Hopper-v5 is continuous"),
+        (["algo=sac", "env=cartpole"], "algo=sac needs a continuous action space, but CartPole-v1 is discrete"),
+        (["n_timesteps=-5"], "n_timesteps must be a positive integer, got -5"),
+        (["env=nope"], "Could not find 'env/nope'"),
+        (["algo.lerning_rate=1"], "Could not override 'algo.lerning_rate'"),
+        (["env=gym"], "Missing mandatory value: env.id"),
+    ],
+)
+def test_bad_input_gives_a_clear_error(args: list[str], message: str, tmp_path: Path) -> None:
+    done = _cli("train", *args, f"hydra.run.dir={tmp_path}")
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr + done.stdout
+    first_line = done.stderr.strip().splitlines()[0]
+    assert message in first_line
+
+
+def test_evaluate_rejects_a_non_run_directory(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["evaluate", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "is not a run directory" in result.output
