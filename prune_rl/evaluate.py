@@ -42,5 +42,7 @@ def evaluate_run(
     cfg = dataclasses.replace(cfg, eval=eval_cfg)
     model = ALGOS[cfg.algo.name].load(run_dir / MODEL_FILE, device="cpu")
     vecnorm = run_dir / VECNORMALIZE_FILE
-    result = evaluate(model, cfg, vecnormalize=vecnorm if vecnorm.is_file() else None)
+    if cfg.env.normalize and not vecnorm.is_file():
+        raise FileNotFoundError(f"{run_dir} trained with env.normalize but {VECNORMALIZE_FILE} is missing")
+    result = evaluate(model, cfg, vecnormalize=vecnorm if cfg.env.normalize else None)
     return {"env_id": cfg.env.id, "algo": cfg.algo.name, **result}

@@ -69,6 +69,21 @@ def build_pruner(cfg: TrainConfig, masks: dict[str, torch.Tensor] | None = None)
     return PRUNERS[cfg.pruning.name](cfg.pruning, masks=masks)
 
 
+class TimedEvalCallback(EvalCallback):
+    """SB3's ``EvalCallback`` that also adds up the seconds it spends evaluating."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seconds = 0.0
+
+    def _on_step(self) -> bool:
+        start = time.perf_counter()
+        try:
+            return super()._on_step()
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
 def _show_progress_bar(setting: bool | str) -> bool:
     return sys.stderr.isatty() if setting == "auto" else bool(setting)
 
@@ -125,17 +140,25 @@ def run(cfg: TrainConfig, run_dir: str | Path) -> dict:
     pruner = build_pruner(cfg)
     if pruner is not None:
         callbacks.append(pruner)
+    evaluator = None
     if cfg.eval.freq > 0:
         eval_env = make_env(cfg.env, seed=cfg.seed + cfg.eval.seed_offset, n_envs=1, training=False)
         every = max(cfg.n_timesteps // (cfg.eval.freq * cfg.env.n_envs), 1)
-        callbacks.append(
-            EvalCallback(eval_env, eval_freq=every, n_eval_episodes=cfg.eval.n_episodes, log_path=str(run_dir), verbose=0)
+        evaluator = TimedEvalCallback(
+            eval_env,
+            eval_freq=every,
+            n_eval_episodes=cfg.eval.n_episodes,
+            deterministic=cfg.eval.deterministic,
+            log_path=str(run_dir),
+            verbose=0,
         )
+        callbacks.append(evaluator)
 
     log.info("training %s in %s", cfg.run_name, run_dir)
     start = time.perf_counter()
     model.learn(total_timesteps=cfg.n_timesteps, callback=callbacks, progress_bar=progress_bar)
     wall = time.perf_counter() - start
+    eval_seconds = evaluator.seconds if evaluator is not None else 0.0
 
     model.save(run_dir / MODEL_FILE)
     if isinstance(env, VecNormalize):
@@ -152,8 +175,10 @@ def run(cfg: TrainConfig, run_dir: str | Path) -> dict:
         "seed": cfg.seed,
         "n_timesteps": cfg.n_timesteps,
         "timesteps": int(model.num_timesteps),
-        "wall_seconds": wall,
-        "fps": model.num_timesteps / max(wall, 1e-9),
+        "wall_seconds": wall,  # all of learn(), periodic evaluations included
+        "eval_seconds": eval_seconds,  # of which periodic evaluations
+        "train_seconds": wall - eval_seconds,
+        "fps": model.num_timesteps / max(wall - eval_seconds, 1e-9),  # training steps per training second
         "eval": final,
         "sparsity": pruner.stats() if pruner is not None else None,
     }

@@ -101,3 +101,50 @@ def test_sde_sac_is_refused() -> None:
     model = build_model(cfg, make_env(cfg.env, seed=0))
     with pytest.raises(ValueError, match="gSDE"):
         prunable_nets(model)
+
+
+def test_ppo_without_shared_features_extractor_is_pruned(tmp_path) -> None:
+    cfg = train_cfg([*fast("ppo", "cartpole"), "pruning.sparsity=0.5", "+algo.policy_kwargs.share_features_extractor=false"])
+    results = run(cfg, tmp_path)
+    assert results["sparsity"]["pi"]["neuron_sparsity"] == pytest.approx(0.5)
+
+
+def test_second_learn_with_the_same_callback_keeps_masks() -> None:
+    cfg = train_cfg([*fast("ppo", "cartpole"), "pruning.sparsity=0.5"])
+    model = build_model(cfg, make_env(cfg.env, seed=0))
+    callback = DynamicPruningCallback(cfg.pruning)
+    model.learn(256, callback=callback)
+    first = callback.mask_state()
+    model.learn(256, callback=callback, reset_num_timesteps=False)
+    second = callback.mask_state()
+    assert sum(int(a.sum()) for a in first.values()) == sum(int(a.sum()) for a in second.values())
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert callback.stats()["pi"]["neuron_sparsity"] == pytest.approx(0.5)
+
+
+def test_pruning_happens_after_training_not_between_rollout_and_update() -> None:
+    """PPO trains on the rollout collected by the same policy: no mask change in between."""
+    cfg = train_cfg([*fast("ppo", "cartpole"), "pruning.sparsity=0.5"])
+    model = build_model(cfg, make_env(cfg.env, seed=0))
+    callback = DynamicPruningCallback(cfg.pruning)
+    changes: list[str] = []
+    original_train = model.train
+
+    def train() -> None:
+        before = callback.mask_state()
+        original_train()
+        changes.append("train")
+        assert all(torch.equal(before[k], v) for k, v in callback.mask_state().items() if k in before)
+
+    model.train = train  # type: ignore[method-assign]
+    original_prune = callback.prune_step
+
+    def prune_step(progress: float) -> None:
+        changes.append("prune")
+        original_prune(progress)
+
+    callback.prune_step = prune_step  # type: ignore[method-assign]
+    model.learn(256, callback=callback)
+    assert "prune" in changes
+    # each pruning event directly follows a gradient phase (or ends training)
+    assert all(changes[i - 1] == "train" for i, c in enumerate(changes) if c == "prune" and i > 0)

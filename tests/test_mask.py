@@ -105,7 +105,7 @@ def test_select_alive_is_permanent() -> None:
     assert not bool(new[0][0])  # the best-scoring neuron was already dead: it stays dead
     assert int(new[0].sum()) == 4
     same, tau = select_alive(scores, new, sparsity=0.25, min_neurons=1)  # lower target: no regrowth
-    assert torch.equal(same[0], new[0]) and tau == 0.0
+    assert torch.equal(same[0], new[0]) and tau is None
 
 
 def test_neuron_mask_pickles(net: PrunableNet) -> None:
@@ -121,3 +121,9 @@ def test_select_alive_breaks_ties_at_zero() -> None:
     new, _ = select_alive(scores, alive, sparsity=0.5, min_neurons=1)
     assert sum(int(a.sum()) for a in new) == 8
     assert bool(new[0][3]) and bool(new[1][7])
+
+
+def test_select_alive_treats_non_finite_scores_as_zero() -> None:
+    scores = [torch.tensor([float("nan"), 1.0, 2.0, 3.0])]
+    new, tau = select_alive(scores, [torch.ones(4, dtype=torch.bool)], sparsity=0.25, min_neurons=1)
+    assert not bool(new[0][0]) and tau is not None and tau == tau  # not NaN

@@ -48,3 +48,9 @@ def test_prox_sets_small_groups_exactly_to_zero(net: PrunableNet) -> None:
     assert torch.all(layer.producer.weight[3] == 0) and float(layer.producer.bias[3]) == 0.0
     assert torch.all(layer.consumers[0].weight[:, 3] == 0)
     assert torch.all(layer.group_norms()[[0, 1, 2]] > 0)
+
+
+def test_all_zero_scores_give_the_plain_group_lasso(net: PrunableNet) -> None:
+    lasso = GroupLasso(net.layers, strength=1.0)
+    lasso.set_importance([torch.zeros(8), torch.zeros(8)])
+    assert all(torch.equal(w, torch.ones(8)) for w in lasso.weights)

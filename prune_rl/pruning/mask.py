@@ -61,7 +61,7 @@ def select_alive(
     alive: Sequence[torch.Tensor],
     sparsity: float,
     min_neurons: int = 1,
-) -> tuple[list[torch.Tensor], float]:
+) -> tuple[list[torch.Tensor], float | None]:
     """
     The dynamic threshold: keep the most important neurons of a network so that ``sparsity`` is reached.
 
@@ -74,7 +74,8 @@ def select_alive(
     :param alive: Current boolean masks per layer, each ``(n_neurons,)``.
     :param sparsity: Target fraction of the network's hidden neurons removed.
     :param min_neurons: Minimum number of alive neurons per layer.
-    :return: The new masks and the threshold ``tau`` on normalised scores (``0.0`` if nothing was cut).
+    :return: The new masks and the threshold ``tau`` on normalised scores (``None`` if nothing was cut).
+        Non-finite scores count as 0.
     """
     if not 0.0 <= sparsity < 1.0:
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
@@ -82,7 +83,7 @@ def select_alive(
         raise ValueError(f"min_neurons must be >= 1, got {min_neurons}")
     normed = []
     for score, keep in zip(scores, alive, strict=True):
-        score = score.detach().float().cpu()
+        score = torch.nan_to_num(score.detach().float().cpu(), nan=0.0, posinf=torch.finfo(torch.float32).max, neginf=0.0)
         keep = keep.cpu()
         mean = score[keep].mean() if bool(keep.any()) else torch.tensor(1.0)
         normed.append(torch.where(keep, score / mean.clamp_min(1e-12), torch.tensor(-float("inf"))))
@@ -90,7 +91,7 @@ def select_alive(
     n_keep = max(round((1.0 - sparsity) * total), 1)
     n_alive = sum(int(k.sum()) for k in alive)
     if n_keep >= n_alive:
-        return [k.clone() for k in alive], 0.0
+        return [k.clone() for k in alive], None
     # Each layer first reserves its best `floor` neurons; the rest of the budget goes to the best of all others.
     # Ranking (not comparing with tau) matters: groups the regularizer zeroed all tie at a score of 0.
     reserved = []

@@ -68,6 +68,9 @@ class GroupLasso:
         for i, score in enumerate(scores):
             keep = alive[i] if alive is not None else torch.ones_like(score, dtype=torch.bool)
             mean = score[keep].mean() if bool(keep.any()) else score.mean()
+            if not bool(mean > 0):  # nothing to compare with: plain group lasso
+                self.weights[i] = torch.ones_like(self.weights[i])
+                continue
             ratio = mean / score.clamp_min(torch.finfo(score.dtype).tiny)
             weight = ratio.pow(self.gamma).clamp(1.0 / self.max_weight, self.max_weight)
             self.weights[i] = weight.to(self.weights[i].device)

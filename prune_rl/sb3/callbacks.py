@@ -18,7 +18,7 @@ from prune_rl.pruning import (
     compact_weight_count,
     select_alive,
 )
-from prune_rl.sb3.networks import make_probe, optimizers, prunable_nets
+from prune_rl.sb3.networks import Probe, optimizers, prunable_nets
 
 
 class DynamicPruningCallback(BaseCallback):
@@ -34,6 +34,11 @@ class DynamicPruningCallback(BaseCallback):
     - binary neuron masks whose threshold is recomputed every ``interval`` of training between ``begin`` and
       ``end``, from the importance of the neurons on recent states, so that the network's neuron sparsity
       follows a cubic schedule to ``sparsity`` (``value_sparsity`` for value/critic networks).
+
+    Both act at the start of a rollout, after the previous gradient phase: changing the policy between
+    collecting a rollout and training on it would make PPO's stored log-probabilities stale. The states that
+    score importance are captured at the end of the previous rollout. Calling ``learn()`` again with the same
+    callback keeps its masks and starts a new schedule over the new call.
 
     Method after "Compressing Deep Reinforcement Learning Networks with a Dynamic Structured Pruning Method
     for Autonomous Driving" (Su et al., arXiv 2402.05146).
@@ -56,14 +61,18 @@ class DynamicPruningCallback(BaseCallback):
         self.n_events = 0
         self._last_event = -1.0
         self._reg_done = 0.0  # progress up to which the regularizer has been applied
+        self._pending: float | None = None  # progress of a pruning event due at the next rollout start
 
     # -- setup -------------------------------------------------------------------------------------
 
     def _init_callback(self) -> None:
         cfg = self.cfg
+        # A new learn() call restarts the schedule over that call; masks carry over.
+        self._last_event, self._reg_done, self._pending = -1.0, 0.0, None
+        self.initial_masks = {**self.initial_masks, **self.mask_state()}
         self.nets = prunable_nets(self.model)
         self.optimizers = optimizers(self.model)
-        self.probe = make_probe(self.model, cfg.probe_size)
+        self.probe = Probe(self.model, cfg.probe_size)
         self.importance = IMPORTANCES[cfg.importance]
         for net in self.nets:
             policy = net.role == "policy"
@@ -89,16 +98,27 @@ class DynamicPruningCallback(BaseCallback):
         return True
 
     def _on_rollout_end(self) -> None:
-        # Rollout end: the rollout buffer is full (on-policy) and no gradient step is running.
-        progress = self.progress
-        self.regularize(progress)
         cfg = self.cfg
-        due = progress - self._last_event >= cfg.interval or (progress >= cfg.end and self._last_event < cfg.end)
+        progress = self.progress
+        due = progress - self._last_event >= cfg.interval or progress >= cfg.end
         if cfg.begin <= progress and due and self._last_event < cfg.end:
-            self.prune_step(progress)
+            self.probe.capture()  # the rollout buffer is full now (on-policy); it is reset before the next rollout
+            self._pending = progress
+
+    def _on_rollout_start(self) -> None:
+        # After the previous gradient phase, before the next rollout: the policy that collects is the one trained.
+        self.regularize(self.progress)
+        if self._pending is not None:
+            self.prune_step(self._pending)
+            self._pending = None
 
     def _on_training_end(self) -> None:
+        self.regularize(self.progress)
+        if self._pending is not None:
+            self.prune_step(self._pending)
+            self._pending = None
         self._record()
+        self.logger.dump(self.num_timesteps)
 
     # -- regularizer and pruning -------------------------------------------------------------------
 
@@ -137,7 +157,7 @@ class DynamicPruningCallback(BaseCallback):
             net_scores = [scores[la.name] for la in net.layers]
             target = self.schedules[net.name](progress)
             new_alive, tau = select_alive(net_scores, alive, target, self.cfg.min_neurons)
-            if tau:
+            if tau is not None:
                 self.thresholds[net.name] = tau
             for layer, keep in zip(net.layers, new_alive, strict=True):
                 mask = self.masks[layer.name]

@@ -14,7 +14,6 @@ TD3       ``actor.mu`` (target: ``actor_target``)        ``critic.qf*`` (targets
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -87,33 +86,50 @@ def optimizers(model: BaseAlgorithm) -> list[torch.optim.Optimizer]:
     return list(found.values())
 
 
-def make_probe(model: BaseAlgorithm, n_states: int) -> Callable[[], list[torch.Tensor]]:
+class Probe:
     """
-    Build a callable that runs every prunable network on up to ``n_states`` recent states.
+    Runs every prunable network of a model on a batch of recent states.
 
-    On-policy algorithms read the rollout buffer (call the probe when it is full, at rollout end);
-    off-policy ones sample the replay buffer (observations normalised like the training batches).
+    :meth:`capture` takes the batch (call it at rollout end, when the rollout buffer is full); calling the
+    probe runs the networks on it. On-policy algorithms read the rollout buffer; off-policy ones sample the
+    replay buffer, normalised like the training batches.
 
     :param model: The SB3 model.
-    :param n_states: Batch size of the probe.
-    :return: The probe; it returns the networks' outputs (used by the Taylor criterion).
+    :param n_states: Batch size.
     """
-    policy = model.policy
 
-    def observations() -> Any:
+    def __init__(self, model: BaseAlgorithm, n_states: int) -> None:
+        self.model = model
+        self.n_states = n_states
+        self.batch: tuple[Any, Any] | None = None
+
+    def capture(self) -> None:
+        """Take a batch of recent states (and actions, for critics)."""
+        model = self.model
         if isinstance(model, OnPolicyAlgorithm):
             buffer = model.rollout_buffer
-            obs = buffer.swap_and_flatten(buffer.observations) if not buffer.generator_ready else buffer.observations
-            idx = torch.randperm(len(obs))[:n_states].numpy()
-            return obs_as_tensor(obs[idx], model.device), None
+            obs = buffer.observations if buffer.generator_ready else buffer.swap_and_flatten(buffer.observations)
+            idx = torch.randperm(len(obs))[: self.n_states].numpy()
+            self.batch = (obs_as_tensor(obs[idx].copy(), model.device), None)
+            return
         assert isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None
-        batch = model.replay_buffer.sample(n_states, env=model._vec_normalize_env)
-        return batch.observations, batch.actions
+        sample = model.replay_buffer.sample(self.n_states, env=model._vec_normalize_env)
+        self.batch = (sample.observations, sample.actions)
 
-    def probe() -> list[torch.Tensor]:
-        obs, actions = observations()
+    def __call__(self) -> list[torch.Tensor]:
+        """:return: The networks' outputs on the captured batch (used by the Taylor criterion)."""
+        if self.batch is None:
+            self.capture()
+        assert self.batch is not None
+        obs, actions = self.batch
+        policy = self.model.policy
         if isinstance(policy, ActorCriticPolicy):
-            latent_pi, latent_vf = policy.mlp_extractor(policy.extract_features(obs))
+            features = policy.extract_features(obs)
+            if isinstance(features, tuple):  # share_features_extractor=False
+                latent_pi = policy.mlp_extractor.forward_actor(features[0])
+                latent_vf = policy.mlp_extractor.forward_critic(features[1])
+            else:
+                latent_pi, latent_vf = policy.mlp_extractor(features)
             return [policy.action_net(latent_pi), policy.value_net(latent_vf)]
         if isinstance(policy, DQNPolicy):
             return [policy.q_net(obs)]
@@ -123,5 +139,3 @@ def make_probe(model: BaseAlgorithm, n_states: int) -> Callable[[], list[torch.T
         if isinstance(policy, TD3Policy):
             return [policy.actor(obs), *policy.critic(obs, actions)]
         raise ValueError(f"no probe for policy {type(policy).__name__}")
-
-    return probe

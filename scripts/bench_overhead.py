@@ -1,0 +1,154 @@
+"""Time cost of the runner and of pruning, as ratios measured in one run.
+
+Trains PPO on CartPole-v1 with rl-baselines3-zoo's tuned hyperparameters (``conf/algo_env/ppo_cartpole.yaml``)
+in fresh processes, interleaving the variants over repetitions so that machine noise spreads over all of them:
+
+- ``sb3``: the same hyperparameters through SB3 directly (``PPO(...).learn``), torch's default thread count;
+- ``sb3_1thread``: the same with ``torch.set_num_threads(1)`` (prune-rl's default ``torch_threads``);
+- ``dense``: ``prune-rl train pruning=none eval.freq=0`` (no periodic evaluation, like the SB3 script);
+- ``dsp``: ``prune-rl train pruning=dsp eval.freq=0``;
+- ``dense_eval`` / ``dsp_eval``: the same with the default periodic evaluation (10 evaluations of 10 episodes).
+
+Times are of ``learn()`` alone (``results.json`` ``wall_seconds`` for prune-rl). Writes a markdown table.
+
+    python scripts/bench_overhead.py --reps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+VARIANTS = {
+    "sb3": None,
+    "sb3_1thread": None,
+    "dense": ["pruning=none", "eval.freq=0"],
+    "dsp": ["pruning=dsp", "eval.freq=0"],
+    "dense_eval": ["pruning=none"],
+    "dsp_eval": ["pruning=dsp"],
+}
+
+
+def sb3_worker(seed: int, threads: int, out: Path) -> None:
+    """PPO on CartPole-v1 through SB3 directly, with the zoo's tuned hyperparameters."""
+    import numpy as np
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.utils import LinearSchedule
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
+    model = PPO(
+        "MlpPolicy",
+        env,
+        n_steps=32,
+        batch_size=256,
+        gae_lambda=0.8,
+        gamma=0.98,
+        n_epochs=20,
+        ent_coef=0.0,
+        learning_rate=LinearSchedule(0.001, 0.0, 1.0),
+        clip_range=LinearSchedule(0.2, 0.0, 1.0),
+        seed=seed,
+        device="cpu",
+    )
+    start = time.perf_counter()
+    model.learn(100_000)
+    wall = time.perf_counter() - start
+    eval_env = make_vec_env("CartPole-v1", n_envs=1, seed=seed + 10_000)
+    returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=10, deterministic=True, return_episode_rewards=True)
+    out.write_text(
+        json.dumps({"wall_seconds": wall, "mean_return": float(np.mean(returns)), "threads": torch.get_num_threads()})
+    )
+
+
+def run_variant(name: str, seed: int, workdir: Path) -> dict:
+    out = workdir / f"{name}_seed{seed}"
+    if VARIANTS[name] is None:
+        threads = 1 if name == "sb3_1thread" else 0
+        out.mkdir(parents=True)
+        cmd = [
+            sys.executable,
+            __file__,
+            "--worker",
+            "--seed",
+            str(seed),
+            "--threads",
+            str(threads),
+            "--out",
+            str(out / "r.json"),
+        ]
+        subprocess.run(cmd, check=True, capture_output=True)
+        return json.loads((out / "r.json").read_text())
+    cmd = [
+        sys.executable,
+        "-m",
+        "prune_rl.cli",
+        "train",
+        "env=cartpole",
+        "algo=ppo",
+        f"seed={seed}",
+        "progress_bar=false",
+        f"hydra.run.dir={out}",
+        *VARIANTS[name],
+    ]
+    subprocess.run(cmd, check=True, capture_output=True)
+    results = json.loads((out / "results.json").read_text())
+    return {"wall_seconds": results["wall_seconds"], "mean_return": results["eval"]["mean_return"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reps", type=int, default=3, help="repetitions (seeds 0..reps-1)")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--table", type=Path, default=Path("results/overhead.md"))
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        sb3_worker(args.seed, args.threads, args.out)
+        return
+
+    rows: dict[str, list[dict]] = {v: [] for v in args.variants}
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in range(args.reps):
+            for k, name in enumerate(args.variants):
+                # rotate the order each repetition so no variant always runs first
+                name = args.variants[(k + rep) % len(args.variants)]
+                result = run_variant(name, rep, Path(tmp))
+                rows[name].append(result)
+                print(f"rep {rep} {name:12s} {result['wall_seconds']:6.1f} s  return {result['mean_return']:.1f}", flush=True)
+
+    base = statistics.median(r["wall_seconds"] for r in rows[args.variants[0]])
+    lines = [
+        f"<!-- written by: python scripts/bench_overhead.py {' '.join(sys.argv[1:])} -->",
+        f"| variant | median learn() s | ratio to `{args.variants[0]}` | returns (seeds 0..{args.reps - 1}) |",
+        "|---|---|---|---|",
+    ]
+    for name, results in rows.items():
+        med = statistics.median(r["wall_seconds"] for r in results)
+        returns = ", ".join(f"{r['mean_return']:.0f}" for r in results)
+        lines.append(f"| {name} | {med:.1f} | {med / base:.2f} | {returns} |")
+    if "dense" in rows and "dsp" in rows:
+        ratio = statistics.median(r["wall_seconds"] for r in rows["dsp"]) / statistics.median(
+            r["wall_seconds"] for r in rows["dense"]
+        )
+        lines.append(f"\nPruning overhead (dsp / dense, no periodic evaluation): **{ratio:.2f}x**")
+    args.table.parent.mkdir(parents=True, exist_ok=True)
+    args.table.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
