@@ -101,3 +101,17 @@ def test_evaluate_rejects_a_non_run_directory(tmp_path: Path) -> None:
     result = runner.invoke(app, ["evaluate", str(tmp_path)])
     assert result.exit_code == 2
     assert "is not a run directory" in result.output
+
+
+def test_wheel_ships_every_config(tmp_path: Path) -> None:
+    """A non-editable install must find the configs: they are package data."""
+    pytest.importorskip("setuptools")
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(root), "-w", str(tmp_path)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    import zipfile
+
+    (wheel,) = tmp_path.glob("prune_rl-*.whl")
+    shipped = {n.split("prune_rl/conf/", 1)[1] for n in zipfile.ZipFile(wheel).namelist() if "prune_rl/conf/" in n}
+    on_disk = {str(p.relative_to(root / "prune_rl" / "conf")) for p in (root / "prune_rl" / "conf").rglob("*.yaml")}
+    assert on_disk and on_disk <= shipped
