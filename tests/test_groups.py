@@ -19,7 +19,6 @@ def test_mlp_layers_with_several_heads() -> None:
     mu, log_std = nn.Linear(8, 2), nn.Linear(8, 2)
     layers, linears = mlp_layers("actor", body, [mu, log_std])
     assert layers[1].consumers == [mu, log_std]
-    assert layers[1].group_size == 8 + 1 + 2 + 2
     assert len(linears) == 4
 
 

@@ -45,6 +45,11 @@ def test_invalid_pairs_are_refused(algo: str, env: str, tmp_path) -> None:
         run(train_cfg(fast(algo, env, pruning="none")), tmp_path)
 
 
+def test_unknown_importance_is_named(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="unknown pruning.importance 'size'"):
+        run(train_cfg([*fast("ppo", "cartpole"), "pruning.importance=size"]), tmp_path)
+
+
 def test_unknown_sb3_argument_is_named(tmp_path) -> None:
     with pytest.raises(ConfigError, match="learning_rat"):
         run(train_cfg([*fast("ppo", "cartpole", "none"), "+algo.learning_rat=0.1"]), tmp_path)

@@ -46,17 +46,6 @@ class HiddenLayer:
         """:return: Number of neurons (alive or not)."""
         return self.producer.out_features
 
-    @property
-    def group_size(self) -> int:
-        """:return: Number of parameters in one neuron's group (incoming + bias + outgoing)."""
-        bias = 1 if self.producer.bias is not None else 0
-        return self.producer.in_features + bias + sum(c.out_features for c in self.consumers)
-
-    def parameters(self) -> list[torch.Tensor]:
-        """:return: Every parameter that holds part of this layer's groups."""
-        params = [self.producer.weight] + ([self.producer.bias] if self.producer.bias is not None else [])
-        return params + [c.weight for c in self.consumers]
-
     def group_sq_norms(self) -> torch.Tensor:
         """
         Squared L2 norm of each neuron's group.

@@ -23,10 +23,10 @@ import torch
 
 from prune_rl.pruning.groups import HiddenLayer
 
-Probe = Callable[[], Any]
+ProbeFn = Callable[[], Any]  # runs the networks on a batch of states; may return their outputs
 
 
-def magnitude_importance(layers: Sequence[HiddenLayer], probe: Probe | None = None) -> list[torch.Tensor]:
+def magnitude_importance(layers: Sequence[HiddenLayer], probe: ProbeFn | None = None) -> list[torch.Tensor]:
     """
     Group-norm importance.
 
@@ -63,7 +63,7 @@ def _outgoing_norms(layer: HiddenLayer) -> torch.Tensor:
     return torch.stack([c.weight.pow(2).sum(dim=0) for c in layer.consumers]).sum(dim=0).sqrt()
 
 
-def activation_importance(layers: Sequence[HiddenLayer], probe: Probe | None) -> list[torch.Tensor]:
+def activation_importance(layers: Sequence[HiddenLayer], probe: ProbeFn | None) -> list[torch.Tensor]:
     """
     Mean absolute activation times outgoing weight norm.
 
@@ -84,7 +84,7 @@ def activation_importance(layers: Sequence[HiddenLayer], probe: Probe | None) ->
     return scores
 
 
-def taylor_importance(layers: Sequence[HiddenLayer], probe: Probe | None) -> list[torch.Tensor]:
+def taylor_importance(layers: Sequence[HiddenLayer], probe: ProbeFn | None) -> list[torch.Tensor]:
     """
     First-order Taylor importance of each neuron for the output energy ``0.5 * ||f(x)||^2``.
 
@@ -114,7 +114,7 @@ def taylor_importance(layers: Sequence[HiddenLayer], probe: Probe | None) -> lis
     return scores
 
 
-IMPORTANCES: dict[str, Callable[[Sequence[HiddenLayer], Probe | None], list[torch.Tensor]]] = {
+IMPORTANCES: dict[str, Callable[[Sequence[HiddenLayer], ProbeFn | None], list[torch.Tensor]]] = {
     "magnitude": magnitude_importance,
     "activation": activation_importance,
     "taylor": taylor_importance,

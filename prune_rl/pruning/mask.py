@@ -32,11 +32,6 @@ class NeuronMask:
             raise ValueError(f"{layer.name}: mask of shape {tuple(alive.shape)} for {layer.n_neurons} neurons")
         self.alive = alive.to(dtype=torch.bool, device=layer.producer.weight.device).clone()
 
-    @property
-    def n_alive(self) -> int:
-        """:return: Number of alive neurons."""
-        return int(self.alive.sum())
-
     @torch.no_grad()
     def apply_(self, optimizers: Iterable[torch.optim.Optimizer] = ()) -> None:
         """
