@@ -46,7 +46,7 @@ def test_invalid_pairs_are_refused(algo: str, env: str, tmp_path) -> None:
 
 
 def test_unknown_importance_is_named(tmp_path) -> None:
-    with pytest.raises(ConfigError, match="unknown pruning.importance 'size'"):
+    with pytest.raises(ConfigError, match=r"unknown pruning\.importance 'size'"):
         run(train_cfg([*fast("ppo", "cartpole"), "pruning.importance=size"]), tmp_path)
 
 
