@@ -67,7 +67,7 @@ class RegularizerConfig:
     value_strength: float = 0.0
     gamma: float = 1.0
     max_weight: float = 10.0
-    begin: float = 0.0
+    begin: float = 0.1
     end: float = 0.75
 
 
