@@ -23,20 +23,20 @@ app = typer.Typer(
 HYDRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": ["--help"]}
 
 
-@app.command(context_settings=HYDRA_ARGS)
+@app.command(context_settings=HYDRA_ARGS, options_metavar="[HYDRA OVERRIDES AND FLAGS]")
 def train(ctx: typer.Context) -> None:
     """
     Train an agent. Arguments are Hydra overrides and flags, passed through unchanged.
 
     \b
     Examples:
-      prune-rl train                                   # PPO on CartPole-v1, dynamic structured pruning
-      prune-rl train env=hopper pruning=none           # dense PPO on Hopper-v5
+      prune-rl train                          PPO on CartPole-v1, pruned (default)
+      prune-rl train env=hopper pruning=none  dense PPO on Hopper-v5
       prune-rl train env=lunarlander algo=dqn seed=3 n_timesteps=200000
-      prune-rl train -m env=cartpole,lunarlander seed=0,1,2         # Hydra multirun
-      prune-rl train -m seed=0,1 hydra/launcher=joblib               # parallel on this machine
-      prune-rl train --cfg job env=walker2d                          # print the composed config
-      prune-rl train -- --help                                       # Hydra's own help (config groups)
+      prune-rl train -m env=cartpole,lunarlander seed=0,1,2
+      prune-rl train -m seed=0,1 hydra/launcher=joblib
+      prune-rl train --cfg job env=walker2d   print the composed config
+      prune-rl train -- --help                Hydra's help: groups, options
     """
     from prune_rl.app import main
 
