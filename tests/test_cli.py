@@ -115,3 +115,18 @@ def test_wheel_ships_every_config(tmp_path: Path) -> None:
     shipped = {n.split("prune_rl/conf/", 1)[1] for n in zipfile.ZipFile(wheel).namelist() if "prune_rl/conf/" in n}
     on_disk = {str(p.relative_to(root / "prune_rl" / "conf")) for p in (root / "prune_rl" / "conf").rglob("*.yaml")}
     assert on_disk and on_disk <= shipped
+
+
+def test_board_starts_tensorboard_on_the_run_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    result = runner.invoke(app, ["board", str(tmp_path), "--port", "6123"])
+    assert result.exit_code == 0, result.output
+    (cmd,) = calls
+    assert cmd[1:3] == ["-m", "tensorboard.main"]
+    assert cmd[cmd.index("--logdir") + 1] == str(tmp_path) and cmd[cmd.index("--port") + 1] == "6123"
+
+
+def test_board_rejects_a_missing_folder(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["board", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "does not exist" in result.output
