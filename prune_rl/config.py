@@ -63,8 +63,8 @@ class RegularizerConfig:
     :param end: Fraction of training where it stops (fine-tuning after it).
     """
 
-    strength: float = 0.0
-    value_strength: float = 0.0
+    strength: float = 3.0
+    value_strength: float = 0.5
     gamma: float = 1.0
     max_weight: float = 10.0
     begin: float = 0.1

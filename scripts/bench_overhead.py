@@ -11,12 +11,19 @@ in fresh processes, interleaving the variants over repetitions so that machine n
 
 Times are of ``learn()`` alone (``results.json`` ``wall_seconds`` for prune-rl). Writes a markdown table.
 
+``--in-process`` instead times, in one process and interleaved, ``learn()`` of the model SB3 builds directly and of
+the model prune-rl builds from its configs (with its TensorBoard/CSV/stdout logger), both on one thread: the
+runner's own cost, free of process start-up and of other processes' noise.
+
     python scripts/bench_overhead.py --reps 3
+    python scripts/bench_overhead.py --in-process --reps 3 --n-timesteps 25000
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import statistics
 import subprocess
@@ -24,8 +31,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-VARIANTS = {
+VARIANTS: dict[str, list[str] | None] = {
     "sb3": None,
     "sb3_1thread": None,
     "dense": ["pruning=none", "eval.freq=0"],
@@ -35,19 +43,14 @@ VARIANTS = {
 }
 
 
-def sb3_worker(seed: int, threads: int, out: Path) -> None:
-    """PPO on CartPole-v1 through SB3 directly, with the zoo's tuned hyperparameters."""
-    import numpy as np
-    import torch
+def sb3_model(seed: int) -> Any:
+    """PPO on CartPole-v1 built by SB3 directly, with the zoo's tuned hyperparameters."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.utils import LinearSchedule
 
-    if threads > 0:
-        torch.set_num_threads(threads)
     env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
-    model = PPO(
+    return PPO(
         "MlpPolicy",
         env,
         n_steps=32,
@@ -61,19 +64,80 @@ def sb3_worker(seed: int, threads: int, out: Path) -> None:
         seed=seed,
         device="cpu",
     )
+
+
+def runner_model(seed: int, logdir: Path) -> Any:
+    """The same run built by prune-rl from its configs, with its logger (``pruning=none``)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+    from stable_baselines3.common.logger import configure
+
+    from prune_rl.app import CONFIG_PATH
+    from prune_rl.config import train_config
+    from prune_rl.environment import make_env
+    from prune_rl.train import build_model
+
+    with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
+        data = OmegaConf.to_container(compose("train", overrides=["pruning=none", f"seed={seed}"]), resolve=True)
+    cfg = train_config(data)  # type: ignore[arg-type]
+    model = build_model(cfg, make_env(cfg.env, seed=seed, gamma=cfg.algo.kwargs["gamma"]))
+    model.set_logger(configure(str(logdir), ["stdout", "tensorboard", "csv"]))
+    return model
+
+
+def in_process(reps: int, n_timesteps: int, table: Path) -> None:
+    """Interleaved ``learn()`` timings of the SB3-built and the prune-rl-built model: one thread, one process."""
+    import torch
+
+    torch.set_num_threads(1)
+    times: dict[str, list[float]] = {"sb3": [], "prune-rl": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in range(reps):
+            for name in ["sb3", "prune-rl"] if rep % 2 == 0 else ["prune-rl", "sb3"]:
+                model = sb3_model(rep) if name == "sb3" else runner_model(rep, Path(tmp) / f"log{rep}")
+                start = time.perf_counter()
+                with contextlib.redirect_stdout(io.StringIO()):
+                    model.learn(n_timesteps)
+                times[name].append(time.perf_counter() - start)
+                print(f"rep {rep} {name:9s} {times[name][-1]:6.1f} s", flush=True)
+    sb3, ours = statistics.median(times["sb3"]), statistics.median(times["prune-rl"])
+    lines = [
+        f"<!-- written by: python scripts/bench_overhead.py {' '.join(sys.argv[1:])} -->",
+        f"In one process, interleaved, {reps} repetitions of {n_timesteps} steps, one torch thread:",
+        "",
+        "| model built by | median learn() s | ratio |",
+        "|---|---|---|",
+        f"| SB3 directly | {sb3:.1f} | 1.00 |",
+        f"| prune-rl (configs + TensorBoard/CSV/stdout logger) | {ours:.1f} | {ours / sb3:.2f} |",
+    ]
+    table.parent.mkdir(parents=True, exist_ok=True)
+    table.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def sb3_worker(seed: int, threads: int, out: Path) -> None:
+    """Train and evaluate :func:`sb3_model` (a worker process of the subprocess mode)."""
+    import numpy as np
+    import torch
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    model = sb3_model(seed)
     start = time.perf_counter()
     model.learn(100_000)
     wall = time.perf_counter() - start
     eval_env = make_vec_env("CartPole-v1", n_envs=1, seed=seed + 10_000)
     returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=10, deterministic=True, return_episode_rewards=True)
-    out.write_text(
-        json.dumps({"wall_seconds": wall, "mean_return": float(np.mean(returns)), "threads": torch.get_num_threads()})
-    )
+    result = {"wall_seconds": wall, "mean_return": float(np.mean(returns)), "threads": torch.get_num_threads()}
+    out.write_text(json.dumps(result))
 
 
 def run_variant(name: str, seed: int, workdir: Path) -> dict:
     out = workdir / f"{name}_seed{seed}"
-    if VARIANTS[name] is None:
+    overrides = VARIANTS[name]
+    if overrides is None:
         threads = 1 if name == "sb3_1thread" else 0
         out.mkdir(parents=True)
         cmd = [
@@ -99,7 +163,7 @@ def run_variant(name: str, seed: int, workdir: Path) -> dict:
         f"seed={seed}",
         "progress_bar=false",
         f"hydra.run.dir={out}",
-        *VARIANTS[name],
+        *overrides,
     ]
     subprocess.run(cmd, check=True, capture_output=True)
     results = json.loads((out / "results.json").read_text())
@@ -110,7 +174,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=3, help="repetitions (seeds 0..reps-1)")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--table", type=Path, default=Path("results/overhead.md"))
+    parser.add_argument("--table", type=Path, default=None, help="default: results/overhead.md (or overhead_inprocess.md)")
+    parser.add_argument("--in-process", action="store_true", help="time SB3-built vs prune-rl-built models in one process")
+    parser.add_argument("--n-timesteps", type=int, default=100_000, help="with --in-process")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
@@ -119,6 +185,10 @@ def main() -> None:
     if args.worker:
         sb3_worker(args.seed, args.threads, args.out)
         return
+    if args.in_process:
+        in_process(args.reps, args.n_timesteps, args.table or Path("results/overhead_inprocess.md"))
+        return
+    args.table = args.table or Path("results/overhead.md")
 
     rows: dict[str, list[dict]] = {v: [] for v in args.variants}
     with tempfile.TemporaryDirectory() as tmp:
