@@ -42,7 +42,7 @@ def test_prox_shrinks_group_norms_by_the_step(net: PrunableNet) -> None:
 def test_prox_sets_small_groups_exactly_to_zero(net: PrunableNet) -> None:
     lasso = GroupLasso(net.layers, strength=1.0)
     lasso.weights[0][3] = 10.0
-    norm = float(net.layers[0].group_norms()[3])
+    norm = float(net.layers[0].group_norms()[3].detach())
     lasso.prox_(norm / 10.0 + 1e-3)
     layer = net.layers[0]
     assert torch.all(layer.producer.weight[3] == 0) and float(layer.producer.bias[3]) == 0.0
