@@ -45,7 +45,7 @@ def test_prox_sets_small_groups_exactly_to_zero(net: PrunableNet) -> None:
     norm = float(net.layers[0].group_norms()[3].detach())
     lasso.prox_(norm / 10.0 + 1e-3)
     layer = net.layers[0]
-    assert torch.all(layer.producer.weight[3] == 0) and float(layer.producer.bias[3]) == 0.0
+    assert torch.all(layer.producer.weight[3] == 0) and float(layer.producer.bias[3].detach()) == 0.0
     assert torch.all(layer.consumers[0].weight[:, 3] == 0)
     assert torch.all(layer.group_norms()[[0, 1, 2]] > 0)
 
