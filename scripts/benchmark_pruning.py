@@ -90,7 +90,12 @@ def _mean_std(values: list[float]) -> str:
 
 
 def table(root: Path) -> list[dict]:
-    """Aggregate finished runs per (env, algo, budget)."""
+    """
+    Aggregate finished runs per (env, algo, budget).
+
+    No wall-time ratio here: dense and pruned runs of a task may have run at different times and loads; the
+    pruning overhead is measured by ``scripts/bench_overhead.py``, interleaved in one run.
+    """
     runs = [json.loads(p.read_text()) | {"dir": p.parent.name} for p in sorted((root / "runs").glob("*/results.json"))]
     groups: dict[tuple, dict[str, list[dict]]] = {}
     for r in runs:
@@ -108,11 +113,6 @@ def table(root: Path) -> list[dict]:
         pol = [role(r, "policy")[0] for r in pruned]
         val = [v for r in pruned for v in role(r, "value")]
         ratio = statistics.mean(p_ret) / statistics.mean(d_ret) if d_ret and p_ret and statistics.mean(d_ret) else None
-        wall = (
-            statistics.mean(r["wall_seconds"] for r in pruned) / statistics.mean(r["wall_seconds"] for r in dense)
-            if dense and pruned
-            else None
-        )
         rows.append(
             {
                 "env": env_id,
@@ -129,7 +129,6 @@ def table(root: Path) -> list[dict]:
                 + (f" of {pol[0]['neurons']}" if pol else ""),
                 "value_neuron_sparsity": f"{statistics.mean(s['neuron_sparsity'] for s in val):.3f}" if val else "-",
                 "value_weight_sparsity": f"{statistics.mean(s['weight_sparsity'] for s in val):.3f}" if val else "-",
-                "wall_ratio": f"{wall:.2f}" if wall is not None else "-",
             }
         )
     return rows
