@@ -83,10 +83,12 @@ def _lock(path: Path) -> bool:
 
 
 def _mean_std(values: list[float]) -> str:
+    """Mean ± standard deviation across seeds (the mean alone for one seed)."""
     if not values:
         return "-"
-    std = statistics.pstdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.1f} ± {std:.1f}"
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.pstdev(values):.1f}"
 
 
 def table(root: Path) -> list[dict]:
