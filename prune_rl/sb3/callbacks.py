@@ -27,10 +27,10 @@ class DynamicPruningCallback(BaseCallback):
 
     Two mechanisms act on every prunable network (see ``docs/method.md``):
 
-    - an importance-weighted group lasso over neuron groups, applied as proximal steps at rollout ends
-      (between rollouts, off the per-step hot path; SB3 is not forked) between ``regularizer.begin`` and
-      ``regularizer.end``. Step sizes add up to 1 over that window, so ``regularizer.strength`` is the total
-      shrinkage of the group norm of an average-importance neuron, whatever the algorithm or its step count;
+    - an importance-weighted group lasso over neuron groups, applied as proximal steps between rollouts
+      (off the per-step hot path; SB3 is not forked) from ``regularizer.begin`` to ``regularizer.end``. Step
+      sizes add up to 1 over that window, so ``regularizer.strength`` is the total shrinkage of the group norm of
+      an average-importance neuron, whatever the algorithm or its step count;
     - binary neuron masks whose threshold is recomputed every ``interval`` of training between ``begin`` and
       ``end``, from the importance of the neurons on recent states, so that the network's neuron sparsity
       follows a cubic schedule to ``sparsity`` (``value_sparsity`` for value/critic networks).
@@ -107,18 +107,19 @@ class DynamicPruningCallback(BaseCallback):
 
     def _on_rollout_start(self) -> None:
         # After the previous gradient phase, before the next rollout: the policy that collects is the one trained.
-        self.regularize(self.progress)
-        if self._pending is not None:
-            self.prune_step(self._pending)
-            self._pending = None
+        self._catch_up()
 
     def _on_training_end(self) -> None:
+        self._catch_up()
+        self._record()
+        self.logger.dump(self.num_timesteps)
+
+    def _catch_up(self) -> None:
+        """Apply the regularizer up to now and the pruning event captured at the last rollout end, if any."""
         self.regularize(self.progress)
         if self._pending is not None:
             self.prune_step(self._pending)
             self._pending = None
-        self._record()
-        self.logger.dump(self.num_timesteps)
 
     # -- regularizer and pruning -------------------------------------------------------------------
 
