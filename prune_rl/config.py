@@ -148,12 +148,8 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
     unknown = sorted(set(data) - set(known))
     if unknown:
         raise ConfigError(f"unknown key(s) in {where}: {', '.join(unknown)} (known: {', '.join(known)})")
-    values = {}
-    for name, value in data.items():
-        sub = {"regularizer": RegularizerConfig}.get(name) if cls is PruningConfig else None
-        values[name] = _build(sub, value, f"{where}.{name}") if sub is not None else value
     try:
-        return cls(**values)
+        return cls(**data)
     except TypeError as exc:
         raise ConfigError(f"{where}: {exc}") from None
 
@@ -213,20 +209,17 @@ def train_config(data: dict[str, Any]) -> TrainConfig:
     :return: The typed config.
     :raises ConfigError: On unknown keys or invalid values.
     """
-    data = dict(data)
-    data.pop("hydra", None)
-    algo = dict(data.pop("algo"))
-    algo_cfg = AlgoConfig(name=algo.pop("name"), kwargs=algo)
-    cfg = _build(
-        TrainConfig,
-        {
-            **data,
-            "env": _build(EnvConfig, data.pop("env"), "env"),
-            "algo": algo_cfg,
-            "pruning": _build(PruningConfig, data.pop("pruning", {}), "pruning"),
-            "eval": _build(EvalConfig, data.pop("eval", {}), "eval"),
-        },
-        "config",
-    )
+    data = {k: v for k, v in data.items() if k != "hydra"}
+    algo = dict(data["algo"])
+    pruning = dict(data.get("pruning", {}))
+    if "regularizer" in pruning:
+        pruning["regularizer"] = _build(RegularizerConfig, pruning["regularizer"], "pruning.regularizer")
+    sections = {
+        "env": _build(EnvConfig, data["env"], "env"),
+        "algo": AlgoConfig(name=algo.pop("name"), kwargs=algo),
+        "pruning": _build(PruningConfig, pruning, "pruning"),
+        "eval": _build(EvalConfig, data.get("eval", {}), "eval"),
+    }
+    cfg = _build(TrainConfig, {**data, **sections}, "config")
     validate(cfg)
     return cfg

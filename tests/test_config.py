@@ -76,6 +76,7 @@ def test_command_line_overrides_win_over_tuned_values() -> None:
         ("pruning.begin=0.9", "must be before pruning.end"),
         ("eval.n_episodes=0", "eval.n_episodes"),
         ("+pruning.typo=1", "unknown key(s) in pruning: typo"),
+        ("+pruning.regularizer.typo=1", "unknown key(s) in pruning.regularizer: typo"),
     ],
 )
 def test_invalid_values_are_named(override: str, message: str) -> None:
