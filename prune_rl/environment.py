@@ -11,25 +11,18 @@ from prune_rl.config import ConfigError, EnvConfig
 VEC_ENVS: dict[str, type[DummyVecEnv] | type[SubprocVecEnv]] = {"dummy": DummyVecEnv, "subproc": SubprocVecEnv}
 
 
-def action_kind(env_id: str, kwargs: dict | None = None) -> tuple[str, int | None]:
+def action_kind(space: gym.Space) -> tuple[str, int | None]:
     """
-    Look at an environment's action space.
+    Classify an action space.
 
-    :param env_id: Gymnasium id.
-    :param kwargs: ``gymnasium.make`` arguments.
+    :param space: The environment's action space.
     :return: ``("discrete", None)`` or ``("continuous", n_action_dims)``.
     """
-    try:
-        env = gym.make(env_id, **(kwargs or {}))
-    except gym.error.Error as exc:
-        raise ConfigError(f"env.id {env_id!r}: {exc}") from None
-    space = env.action_space
-    env.close()
     if isinstance(space, gym.spaces.Discrete):
         return "discrete", None
     if isinstance(space, gym.spaces.Box):
         return "continuous", int(space.shape[0])
-    raise ConfigError(f"env.id {env_id!r}: unsupported action space {space}")
+    raise ConfigError(f"unsupported action space {space}")
 
 
 def make_env(
@@ -47,9 +40,12 @@ def make_env(
     """
     if cfg.vec_env not in VEC_ENVS:
         raise ConfigError(f"env.vec_env must be one of {', '.join(VEC_ENVS)}, got {cfg.vec_env!r}")
-    env = make_vec_env(
-        cfg.id, n_envs=n_envs or cfg.n_envs, seed=seed, env_kwargs=cfg.kwargs, vec_env_cls=VEC_ENVS[cfg.vec_env]
-    )
+    try:
+        env = make_vec_env(
+            cfg.id, n_envs=n_envs or cfg.n_envs, seed=seed, env_kwargs=cfg.kwargs, vec_env_cls=VEC_ENVS[cfg.vec_env]
+        )
+    except gym.error.Error as exc:
+        raise ConfigError(f"env.id {cfg.id!r}: {exc}") from None
     if cfg.normalize:
         kwargs = dict(cfg.normalize_kwargs)
         if gamma is not None:

@@ -43,7 +43,7 @@ def build_model(cfg: TrainConfig, env: Any) -> BaseAlgorithm:
     """
     if cfg.algo.name not in ALGOS:
         raise ConfigError(f"unknown algo {cfg.algo.name!r} (known: {', '.join(ALGOS)})")
-    kind, n_actions = action_kind(cfg.env.id, cfg.env.kwargs)
+    kind, n_actions = action_kind(env.action_space)
     if kind not in ACTION_SPACES[cfg.algo.name]:
         raise ConfigError(
             f"algo={cfg.algo.name} needs a {' or '.join(ACTION_SPACES[cfg.algo.name])} action space, "
@@ -57,10 +57,9 @@ def build_model(cfg: TrainConfig, env: Any) -> BaseAlgorithm:
         raise ConfigError(f"algo={cfg.algo.name}: {exc}") from None
 
 
-def build_pruner(cfg: TrainConfig, masks: dict[str, torch.Tensor] | None = None) -> DynamicPruningCallback | None:
+def build_pruner(cfg: TrainConfig) -> DynamicPruningCallback | None:
     """
     :param cfg: Run config.
-    :param masks: Masks to start from.
     :return: The pruning callback chosen by ``pruning.name`` (``None`` for ``none``).
     """
     if cfg.pruning.name == "none":
@@ -69,7 +68,7 @@ def build_pruner(cfg: TrainConfig, masks: dict[str, torch.Tensor] | None = None)
         raise ConfigError(f"unknown pruning {cfg.pruning.name!r} (known: none, {', '.join(PRUNERS)})")
     if cfg.pruning.importance not in IMPORTANCES:
         raise ConfigError(f"unknown pruning.importance {cfg.pruning.importance!r} (known: {', '.join(IMPORTANCES)})")
-    return PRUNERS[cfg.pruning.name](cfg.pruning, masks=masks)
+    return PRUNERS[cfg.pruning.name](cfg.pruning)
 
 
 class TimedEvalCallback(EvalCallback):

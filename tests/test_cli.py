@@ -87,6 +87,7 @@ def test_joblib_multirun(tmp_path: Path) -> None:
         (["env=nope"], "Could not find 'env/nope'"),
         (["algo.lerning_rate=1"], "Could not override 'algo.lerning_rate'"),
         (["env=gym"], "Missing mandatory value: env.id"),
+        (["env=gym", "env.id=Nope-v0"], "env.id 'Nope-v0': Environment `Nope` doesn't exist"),
     ],
 )
 def test_bad_input_gives_a_clear_error(args: list[str], message: str, tmp_path: Path) -> None:
