@@ -82,6 +82,8 @@ class PruningConfig:
     :param end: Fraction of training where the final sparsity is reached.
     :param interval: Fraction of training between threshold recomputations.
     :param min_neurons: Neurons a hidden layer always keeps.
+    :param allocation: How kept neurons are shared among a network's layers: ``layer`` (each layer reaches
+        the sparsity) or ``global`` (one network-wide ranking).
     :param probe_size: Recent states used to score importance.
     :param regularizer: The group-sparse regularizer.
     """
@@ -94,6 +96,7 @@ class PruningConfig:
     end: float = 0.75
     interval: float = 0.02
     min_neurons: int = 2
+    allocation: str = "layer"
     probe_size: int = 2048
     regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
 

@@ -1,9 +1,10 @@
 import pickle
 
+import pytest
 import torch
 from torch import nn
 
-from prune_rl.pruning import NeuronMask, PrunableNet, mlp_layers, select_alive
+from prune_rl.pruning import NeuronMask, PrunableNet, mlp_layers, n_kept, select_alive
 from stable_baselines3.common.utils import polyak_update
 
 from conftest import tiny_mlp
@@ -81,7 +82,7 @@ def test_target_network_stays_masked_after_polyak(mlp: nn.Sequential, net: Pruna
 def test_select_alive_reaches_sparsity_and_keeps_the_best() -> None:
     scores = [torch.arange(1.0, 9.0), torch.arange(1.0, 9.0)]
     alive = [torch.ones(8, dtype=torch.bool), torch.ones(8, dtype=torch.bool)]
-    new, tau = select_alive(scores, alive, sparsity=0.75, min_neurons=1)
+    new, tau = select_alive(scores, alive, sparsity=0.75, min_neurons=1, allocation="global")
     assert sum(int(a.sum()) for a in new) == 4
     assert torch.equal(new[0], torch.tensor([False] * 6 + [True] * 2))
     assert tau > 0
@@ -91,11 +92,41 @@ def test_select_alive_never_removes_a_layers_last_neurons() -> None:
     scores = [torch.full((8,), 1e-6), torch.arange(1.0, 9.0) * 100]
     scores[0][3] = 2e-6
     alive = [torch.ones(8, dtype=torch.bool), torch.ones(8, dtype=torch.bool)]
-    new, _ = select_alive(scores, alive, sparsity=0.75, min_neurons=2)
+    new, _ = select_alive(scores, alive, sparsity=0.75, min_neurons=2, allocation="global")
     assert int(new[0].sum()) == 2 and bool(new[0][3])
     assert sum(int(a.sum()) for a in new) == 4  # the floor is taken from the budget, not added to it
-    new, _ = select_alive(scores, new, sparsity=0.99, min_neurons=1)
-    assert all(int(a.sum()) >= 1 for a in new)
+    for allocation in ("global", "layer"):
+        last, _ = select_alive(scores, new, sparsity=0.99, min_neurons=1, allocation=allocation)
+        assert all(int(a.sum()) >= 1 for a in last)
+        last, _ = select_alive(scores, new, sparsity=0.99, min_neurons=2, allocation=allocation)
+        assert [int(a.sum()) for a in last] == [2, 2]
+
+
+def test_layer_allocation_prunes_every_layer_to_the_sparsity() -> None:
+    """Each layer keeps its own share, whatever the scores of the other layers."""
+    scores = [torch.arange(1.0, 17.0), torch.arange(1.0, 9.0) * 1e-3]
+    alive = [torch.ones(16, dtype=torch.bool), torch.ones(8, dtype=torch.bool)]
+    new, tau = select_alive(scores, alive, sparsity=0.75, min_neurons=1, allocation="layer")
+    assert [int(a.sum()) for a in new] == [4, 2]
+    assert torch.equal(new[0], torch.arange(16) >= 12) and torch.equal(new[1], torch.arange(8) >= 6)
+    assert tau == pytest.approx(min(13 / 8.5, 7 / 4.5))  # the lowest kept score over its layer's mean
+
+
+def test_kept_neurons_reach_at_least_the_sparsity() -> None:
+    assert n_kept(0.95, 256) == 12  # 95.3% removed; rounding to nearest (13) would give 94.9%
+    assert n_kept(0.95, 64) == 3
+    assert n_kept(0.9, 10) == 1  # 0.1 * 10 is 0.9999999999999998 in floats
+    assert n_kept(0.0, 7) == 7
+    scores = [torch.rand(256), torch.rand(256)]
+    alive = [torch.ones(256, dtype=torch.bool)] * 2
+    for allocation in ("layer", "global"):
+        new, _ = select_alive(scores, alive, sparsity=0.95, min_neurons=2, allocation=allocation)
+        assert 1 - sum(int(a.sum()) for a in new) / 512 >= 0.95
+
+
+def test_unknown_allocation_is_refused() -> None:
+    with pytest.raises(ValueError, match="allocation"):
+        select_alive([torch.ones(4)], [torch.ones(4, dtype=torch.bool)], 0.5, allocation="uniform")
 
 
 def test_select_alive_is_permanent() -> None:

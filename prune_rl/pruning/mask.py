@@ -9,6 +9,7 @@ Polyak update of two zeros is zero. Nothing has to be re-applied on the per-step
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -51,56 +52,82 @@ class NeuronMask:
                             value.mul_(view.to(value.dtype))
 
 
+ALLOCATIONS = ("layer", "global")
+
+
+def n_kept(sparsity: float, n_neurons: int) -> int:
+    """
+    Neurons left when ``sparsity`` of ``n_neurons`` are removed, rounded so that the sparsity is at least reached.
+
+    :param sparsity: Fraction of neurons removed.
+    :param n_neurons: Neurons before pruning.
+    :return: ``floor((1 - sparsity) * n_neurons)`` (with a tolerance for floating-point error).
+    """
+    return math.floor((1.0 - sparsity) * n_neurons + 1e-6)
+
+
 def select_alive(
     scores: Sequence[torch.Tensor],
     alive: Sequence[torch.Tensor],
     sparsity: float,
     min_neurons: int = 1,
+    allocation: str = "layer",
 ) -> tuple[list[torch.Tensor], float | None]:
     """
     The dynamic threshold: keep the most important neurons of a network so that ``sparsity`` is reached.
 
-    Scores are made comparable across layers by dividing each layer's scores by their mean over its
-    alive neurons. Each layer keeps its best ``min_neurons`` (never fewer), and the rest of the
-    ``(1 - sparsity) * n`` neurons kept are the best-ranked of the whole network; the threshold ``tau`` is the
-    lowest normalised score kept. Removal is permanent: dead neurons stay dead.
+    Scores are made comparable across layers by dividing each layer's scores by their mean over its alive
+    neurons. With ``allocation="layer"`` every layer keeps its own best ``(1 - sparsity)`` share of its
+    neurons, so no layer becomes a bottleneck; with ``"global"`` the ``(1 - sparsity) * n`` neurons kept
+    are the best-ranked of the whole network, after each layer has reserved its best ``min_neurons``. A
+    layer never keeps fewer than ``min_neurons``. The threshold ``tau`` is the lowest normalised score
+    kept. Removal is permanent: dead neurons stay dead, and a lower target never regrows them.
 
-    :param scores: Importance per layer, each ``(n_neurons,)``.
+    :param scores: Importance per layer, each ``(n_neurons,)``. Non-finite scores count as 0.
     :param alive: Current boolean masks per layer, each ``(n_neurons,)``.
-    :param sparsity: Target fraction of the network's hidden neurons removed.
+    :param sparsity: Target fraction of hidden neurons removed (of each layer, or of the network).
     :param min_neurons: Minimum number of alive neurons per layer.
+    :param allocation: ``layer`` or ``global``, how the kept neurons are shared among layers.
     :return: The new masks and the threshold ``tau`` on normalised scores (``None`` if nothing was cut).
-        Non-finite scores count as 0.
     """
     if not 0.0 <= sparsity < 1.0:
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
     if min_neurons < 1:
         raise ValueError(f"min_neurons must be >= 1, got {min_neurons}")
+    if allocation not in ALLOCATIONS:
+        raise ValueError(f"allocation must be one of {ALLOCATIONS}, got {allocation!r}")
     normed = []
     for score, keep in zip(scores, alive, strict=True):
         score = torch.nan_to_num(score.detach().float().cpu(), nan=0.0, posinf=torch.finfo(torch.float32).max, neginf=0.0)
         keep = keep.cpu()
         mean = score[keep].mean() if bool(keep.any()) else torch.tensor(1.0)
         normed.append(torch.where(keep, score / mean.clamp_min(1e-12), torch.tensor(-float("inf"))))
-    total = sum(int(s.numel()) for s in normed)
-    n_keep = max(round((1.0 - sparsity) * total), 1)
-    n_alive = sum(int(k.sum()) for k in alive)
-    if n_keep >= n_alive:
-        return [k.clone() for k in alive], None
-    # Each layer first reserves its best `floor` neurons; the rest of the budget goes to the best of all others.
-    # Ranking (not comparing with tau) matters: groups the regularizer zeroed all tie at a score of 0.
-    reserved = []
-    for score, keep in zip(normed, alive, strict=True):
-        floor = min(min_neurons, int(keep.sum()))
-        mask = torch.zeros_like(score, dtype=torch.bool)
-        mask[torch.topk(score, floor).indices] = True
-        reserved.append(mask)
-    flat = torch.cat(normed)
-    flat_reserved = torch.cat(reserved)
-    budget = max(n_keep - int(flat_reserved.sum()), 0)
-    order = torch.argsort(torch.where(flat_reserved, -float("inf"), flat), descending=True, stable=True)
-    keep_flat = flat_reserved.clone()
-    keep_flat[order[:budget]] = True
-    tau = float(flat[keep_flat].min())
     sizes = [int(s.numel()) for s in normed]
-    return [m.to(k.device) for m, k in zip(keep_flat.split(sizes), alive, strict=True)], tau
+    n_alive = [int(k.sum()) for k in alive]
+    # Ranking (not comparing with tau) matters: groups the regularizer zeroed all tie at a score of 0.
+    if allocation == "layer":
+        quotas = [min(max(n_kept(sparsity, n), min_neurons), a) for n, a in zip(sizes, n_alive, strict=True)]
+        if quotas == n_alive:
+            return [k.clone() for k in alive], None
+        kept = [_top(score, quota) for score, quota in zip(normed, quotas, strict=True)]
+    else:
+        n_keep = max(n_kept(sparsity, sum(sizes)), 1)
+        if n_keep >= sum(n_alive):
+            return [k.clone() for k in alive], None
+        # Each layer first reserves its best `floor` neurons; the rest of the budget goes to the best of all others.
+        reserved = torch.cat([_top(score, min(min_neurons, a)) for score, a in zip(normed, n_alive, strict=True)])
+        flat = torch.cat(normed)
+        budget = max(n_keep - int(reserved.sum()), 0)
+        order = torch.argsort(torch.where(reserved, -float("inf"), flat), descending=True, stable=True)
+        keep_flat = reserved.clone()
+        keep_flat[order[:budget]] = True
+        kept = list(keep_flat.split(sizes))
+    tau = min(float(score[keep].min()) for score, keep in zip(normed, kept, strict=True) if bool(keep.any()))
+    return [m.to(k.device) for m, k in zip(kept, alive, strict=True)], tau
+
+
+def _top(score: torch.Tensor, k: int) -> torch.Tensor:
+    """Boolean mask of the ``k`` highest scores (the first ones among ties)."""
+    mask = torch.zeros_like(score, dtype=torch.bool)
+    mask[torch.argsort(score, descending=True, stable=True)[:k]] = True
+    return mask

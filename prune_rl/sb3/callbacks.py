@@ -157,7 +157,7 @@ class DynamicPruningCallback(BaseCallback):
             alive = [self.masks[la.name].alive for la in net.layers]
             net_scores = [scores[la.name] for la in net.layers]
             target = self.schedules[net.name](progress)
-            new_alive, tau = select_alive(net_scores, alive, target, self.cfg.min_neurons)
+            new_alive, tau = select_alive(net_scores, alive, target, self.cfg.min_neurons, self.cfg.allocation)
             if tau is not None:
                 self.thresholds[net.name] = tau
             for layer, keep in zip(net.layers, new_alive, strict=True):
