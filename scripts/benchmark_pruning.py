@@ -1,13 +1,17 @@
 """Dense vs pruned benchmark: every (task, seed) trained with ``pruning=none`` and ``pruning=dsp`` on one budget.
 
 Resumable: a run whose ``results.json`` exists is skipped, so the matrix can be filled a task at a time and
-over several sessions. Writes a markdown and a CSV table of the finished runs.
+over several sessions. A finished run whose ``config.yaml`` differs from what the same command composes now
+(a default changed in between) is stale: it is reported and left alone, or moved to ``<root>/stale/`` and
+trained again with ``--rerun-stale``, so that one table never mixes two versions of a method. Writes a
+markdown and a CSV table of the finished runs.
 
 Examples::
 
     python scripts/benchmark_pruning.py --envs cartpole --seeds 0 1 2
     python scripts/benchmark_pruning.py --envs hopper --seeds 0 --jobs 2 --n-timesteps 300000
     python scripts/benchmark_pruning.py --table-only        # rebuild the tables from finished runs
+    python scripts/benchmark_pruning.py --envs cartpole --rerun-stale   # retrain runs made with old defaults
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -32,29 +37,70 @@ def run_dir(root: Path, env: str, algo: str, method: str, seed: int, budget: int
     return root / "runs" / f"{env}__{algo}__{method}__seed{seed}{tag}"
 
 
-def train(root: Path, env: str, algo: str, method: str, seed: int, budget: int | None, extra: list[str]) -> Path:
-    out = run_dir(root, env, algo, method, seed, budget)
-    if (out / "results.json").is_file():
-        print(f"skip (done): {out.name}", flush=True)
-        return out
-    out.mkdir(parents=True, exist_ok=True)
-    if not _lock(out / ".lock"):
-        print(f"skip (running in another process): {out.name}", flush=True)
-        return out
-    cmd = [
-        sys.executable,
-        "-m",
-        "prune_rl.cli",
-        "train",
+def overrides(env: str, algo: str, method: str, seed: int, budget: int | None, extra: list[str]) -> list[str]:
+    """The Hydra overrides of one benchmark run (its run directory aside)."""
+    return [
         f"env={env}",
         f"algo={algo}",
         f"pruning={method}",
         f"seed={seed}",
-        f"hydra.run.dir={out}",
         "progress_bar=false",
         *([f"n_timesteps={budget}"] if budget else []),
         *extra,
     ]
+
+
+def composed(run_overrides: list[str]) -> dict:
+    """The resolved config that ``prune-rl train`` composes today for these overrides."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from prune_rl.app import CONFIG_PATH
+
+    with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
+        cfg = compose("train", overrides=run_overrides)
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def differences(old: object, new: object, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two config trees, as ``key: old -> new``."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            out += differences(old.get(key, "<absent>"), new.get(key, "<absent>"), f"{prefix}{key}.")
+        return out
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old} -> {new}"]
+
+
+def stale(out: Path, run_overrides: list[str]) -> list[str]:
+    """How a finished run's saved config differs from today's composition (empty: still valid)."""
+    from omegaconf import OmegaConf
+
+    saved = OmegaConf.to_container(OmegaConf.load(out / "config.yaml"), resolve=True)
+    return differences(saved, composed(run_overrides))
+
+
+def train(
+    root: Path, env: str, algo: str, method: str, seed: int, budget: int | None, extra: list[str], rerun_stale: bool
+) -> Path:
+    out = run_dir(root, env, algo, method, seed, budget)
+    run_overrides = overrides(env, algo, method, seed, budget, extra)
+    if (out / "results.json").is_file():
+        changed = stale(out, run_overrides)
+        if not changed:
+            print(f"skip (done): {out.name}", flush=True)
+            return out
+        print(f"stale: {out.name} was trained with another config ({'; '.join(changed)})", flush=True)
+        if not rerun_stale:
+            print("  left as it is; --rerun-stale moves it to stale/ and trains it again", flush=True)
+            return out
+        (root / "stale").mkdir(parents=True, exist_ok=True)
+        out.rename(root / "stale" / f"{out.name}.{time.strftime('%Y%m%d-%H%M%S')}")
+    out.mkdir(parents=True, exist_ok=True)
+    if not _lock(out / ".lock"):
+        print(f"skip (running in another process): {out.name}", flush=True)
+        return out
+    cmd = [sys.executable, "-m", "prune_rl.cli", "train", *run_overrides, f"hydra.run.dir={out}"]
     print("run:", " ".join(cmd[3:]), flush=True)
     try:
         with open(out / "stdout.log", "w") as log:
@@ -162,13 +208,19 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path("outputs/benchmark"), help="where run directories go")
     parser.add_argument("--table", type=Path, default=Path("results/pruning_benchmark.md"))
     parser.add_argument("--table-only", action="store_true", help="only rebuild the tables")
+    parser.add_argument("--rerun-stale", action="store_true", help="retrain runs whose config changed since")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # overrides may come before and after options
 
     if not args.table_only:
         todo = list(itertools.product(args.envs, args.seeds, args.methods))
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            list(pool.map(lambda t: train(args.root, t[0], args.algo, t[2], t[1], args.n_timesteps, args.overrides), todo))
+
+            def one(task: tuple[str, int, str]) -> Path:
+                env, seed, method = task
+                return train(args.root, env, args.algo, method, seed, args.n_timesteps, args.overrides, args.rerun_stale)
+
+            list(pool.map(one, todo))
     write_tables(table(args.root), args.table, "python " + " ".join(sys.argv))
 
 

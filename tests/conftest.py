@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
+import pytest
 import torch
 from torch import nn
 
-import pytest
-
 from prune_rl.pruning import PrunableNet, mlp_layers
-import itertools
 
 
 def tiny_mlp(seed: int = 0, n_in: int = 3, hidden: tuple[int, ...] = (8, 8), n_out: int = 2) -> nn.Sequential:
