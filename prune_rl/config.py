@@ -189,10 +189,10 @@ def _validate_pruning(p: PruningConfig) -> None:
         _check_fraction(f"pruning.{name}", getattr(p, name))
     for name in ("begin", "end"):
         _check_fraction(f"pruning.regularizer.{name}", getattr(p.regularizer, name))
-    if p.regularizer.begin >= p.regularizer.end:
-        raise ConfigError(f"pruning.regularizer.begin ({p.regularizer.begin}) must be before its end ({p.regularizer.end})")
     if p.begin >= p.end:
         raise ConfigError(f"pruning.begin ({p.begin}) must be before pruning.end ({p.end})")
+    if p.regularizer.begin >= p.regularizer.end:
+        raise ConfigError(f"pruning.regularizer.begin ({p.regularizer.begin}) must be before its end ({p.regularizer.end})")
     for name in ("sparsity", "value_sparsity"):
         if not 0.0 <= getattr(p, name) < 1.0:
             raise ConfigError(f"pruning.{name} must be in [0, 1), got {getattr(p, name)}")

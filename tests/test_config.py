@@ -52,6 +52,13 @@ def test_defaults() -> None:
     assert cfg.run_name == "cartpole__ppo__dsp__seed0"
 
 
+def test_regularizer_window_follows_the_pruning_window_unless_set() -> None:
+    reg = train_cfg(["pruning.begin=0.2", "pruning.end=0.5"]).pruning.regularizer
+    assert (reg.begin, reg.end) == (0.2, 0.5)
+    reg = train_cfg(["pruning.end=0.5", "pruning.regularizer.end=0.6"]).pruning.regularizer
+    assert (reg.begin, reg.end) == (0.1, 0.6)
+
+
 def test_env_ids_are_gymnasium_1x() -> None:
     ids = {name: train_cfg([f"env={name}"]).env.id for name in ("cartpole", "lunarlander", "hopper", "walker2d")}
     assert ids == {
