@@ -59,6 +59,8 @@ class RegularizerConfig:
     :param value_strength: ``lambda`` for value/critic networks.
     :param gamma: Exponent of the importance weights (0: plain group lasso).
     :param max_weight: Importance weights are clipped to ``[1/max_weight, max_weight]``.
+    :param anchor: The score that gets importance weight 1: ``mean`` (the layer's mean) or ``keep`` (the
+        last neuron the final sparsity keeps).
     :param begin: Fraction of training where the penalty starts.
     :param end: Fraction of training where it stops (fine-tuning after it).
     """
@@ -67,6 +69,7 @@ class RegularizerConfig:
     value_strength: float = 0.5
     gamma: float = 1.0
     max_weight: float = 10.0
+    anchor: str = "mean"
     begin: float = 0.1
     end: float = 0.75
 

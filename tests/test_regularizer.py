@@ -29,6 +29,19 @@ def test_importance_weights_penalise_unimportant_neurons_harder(net: PrunableNet
     assert float(lasso.weights[0][0]) == 10.0  # clipped at max_weight
 
 
+def test_keep_anchor_gives_weight_one_at_the_last_kept_neuron(net: PrunableNet) -> None:
+    """With the keep anchor, the neurons the final sparsity keeps get weights <= 1, the others > 1."""
+    lasso = GroupLasso(net.layers, strength=1.0, gamma=1.0, max_weight=10.0)
+    scores = [torch.tensor([8.0, 1.0, 4.0, 2.0, 0.5, 0.1, 16.0, 0.0]), torch.arange(1.0, 9.0)]
+    alive = [torch.ones(8, dtype=torch.bool), torch.tensor([True] * 7 + [False])]  # 8.0 is dead in layer 1
+    lasso.set_importance(scores, alive, keep=[3, 2])
+    torch.testing.assert_close(lasso.weights[0], torch.tensor([0.5, 4.0, 1.0, 2.0, 8.0, 10.0, 0.25, 10.0]))
+    torch.testing.assert_close(lasso.weights[1], (6.0 / torch.arange(1.0, 9.0)).clamp(0.1, 10.0))
+    lasso.set_importance(scores, alive, keep=[100, 100])  # more than alive: the least important alive neuron
+    torch.testing.assert_close(lasso.weights[0], torch.ones(8))  # its score is 0: plain group lasso
+    torch.testing.assert_close(lasso.weights[1], (1.0 / torch.arange(1.0, 9.0)).clamp(0.1, 10.0))
+
+
 def test_prox_shrinks_group_norms_by_the_step(net: PrunableNet) -> None:
     layer = net.layers[0]
     before = layer.group_norms().clone()

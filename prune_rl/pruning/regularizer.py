@@ -8,14 +8,15 @@ weights; see :mod:`prune_rl.pruning.groups`)::
 This is the group lasso of Yuan & Lin 2006 on neuron groups (Scardapane et al. 2017, arXiv 1607.00485;
 Wen et al. 2016, arXiv 1608.03665), with importance weights ``w`` as in the adaptive group lasso
 (Wang & Leng 2008, "A note on adaptive group lasso", Comput. Stat. Data Anal. 52(12)): less important
-neurons are penalised harder. With importance scores ``s_{l,j}`` and the mean ``s_bar_l`` over the layer's
-alive neurons::
+neurons are penalised harder. With importance scores ``s_{l,j}`` and a reference score ``s_ref_l``::
 
-    w_{l,j} = clip((s_bar_l / s_{l,j}) ** gamma, 1 / max_weight, max_weight)
+    w_{l,j} = clip((s_ref_l / s_{l,j}) ** gamma, 1 / max_weight, max_weight)
 
-so a neuron of average importance gets weight 1. (Scardapane et al. also scale each group by
-``sqrt(group size)``; neuron groups of one MLP have comparable sizes and, under SB3's orthogonal
-initialisation, comparable norms, so the factor is left out.)
+The reference (the anchor) is either the layer's mean over alive neurons, so that a neuron of average
+importance gets weight 1, or the score of the last neuron that the final sparsity keeps, so that the
+neurons on course to survive are barely shrunk and the ones on course to be cut get at least ``lambda``.
+(Scardapane et al. also scale each group by ``sqrt(group size)``; neuron groups of one MLP have comparable
+sizes and, under SB3's orthogonal initialisation, comparable norms, so the factor is left out.)
 
 The penalty is not added to the loss: Adam would rescale its gradient per parameter and never reach
 exactly zero. It is applied as the group-lasso proximal operator with step size ``eta``::
@@ -35,6 +36,8 @@ from collections.abc import Sequence
 import torch
 
 from prune_rl.pruning.groups import HiddenLayer
+
+ANCHORS = ("mean", "keep")  # the reference score of the importance weights (see GroupLasso.set_importance)
 
 
 class GroupLasso:
@@ -58,20 +61,33 @@ class GroupLasso:
         self.max_weight = max_weight
         self.weights = [torch.ones(layer.n_neurons, device=layer.producer.weight.device) for layer in self.layers]
 
-    def set_importance(self, scores: Sequence[torch.Tensor], alive: Sequence[torch.Tensor] | None = None) -> None:
+    def set_importance(
+        self,
+        scores: Sequence[torch.Tensor],
+        alive: Sequence[torch.Tensor] | None = None,
+        keep: Sequence[int] | None = None,
+    ) -> None:
         """
         Recompute the importance weights ``w`` from importance scores.
 
         :param scores: One ``(n_neurons,)`` tensor per layer.
-        :param alive: Boolean ``(n_neurons,)`` masks; the layer mean is taken over alive neurons only.
+        :param alive: Boolean ``(n_neurons,)`` masks; only alive neurons are compared.
+        :param keep: Per layer, how many neurons pruning will keep in the end. If given, each layer's reference
+            score ``s_ref`` is its ``keep``-th best alive score, so the neurons that will survive are shrunk
+            less than ``lambda`` and the rest more; otherwise ``s_ref`` is the mean over alive neurons.
         """
         for i, score in enumerate(scores):
-            keep = alive[i] if alive is not None else torch.ones_like(score, dtype=torch.bool)
-            mean = score[keep].mean() if bool(keep.any()) else score.mean()
-            if not bool(mean > 0):  # nothing to compare with: plain group lasso
+            mask = alive[i] if alive is not None else torch.ones_like(score, dtype=torch.bool)
+            candidates = score[mask] if bool(mask.any()) else score
+            if keep is None:
+                reference = candidates.mean()
+            else:
+                k = min(max(int(keep[i]), 1), candidates.numel())
+                reference = torch.topk(candidates, k).values[-1]
+            if not bool(reference > 0):  # nothing to compare with: plain group lasso
                 self.weights[i] = torch.ones_like(self.weights[i])
                 continue
-            ratio = mean / score.clamp_min(torch.finfo(score.dtype).tiny)
+            ratio = reference / score.clamp_min(torch.finfo(score.dtype).tiny)
             weight = ratio.pow(self.gamma).clamp(1.0 / self.max_weight, self.max_weight)
             self.weights[i] = weight.to(self.weights[i].device)
 

@@ -16,6 +16,7 @@ from prune_rl.pruning import (
     NeuronMask,
     PrunableNet,
     compact_weight_count,
+    n_kept,
     select_alive,
 )
 from prune_rl.sb3.networks import Probe, optimizers, prunable_nets
@@ -165,7 +166,11 @@ class DynamicPruningCallback(BaseCallback):
                 if not torch.equal(keep, mask.alive):
                     mask.alive = keep
                     mask.apply_(self.optimizers)
-            self.lassos[net.name].set_importance(net_scores, new_alive)
+            n_final = None
+            if self.cfg.regularizer.anchor == "keep":
+                final = self.schedules[net.name].final
+                n_final = [max(n_kept(final, la.n_neurons), self.cfg.min_neurons) for la in net.layers]
+            self.lassos[net.name].set_importance(net_scores, new_alive, n_final)
         self._last_event = progress
         self.n_events += 1
         self._record()
