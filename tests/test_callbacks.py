@@ -40,6 +40,7 @@ def test_short_run_ends_with_masked_neurons(algo: str, env: str, tmp_path) -> No
     _dead_groups_are_zero(model, masks)  # includes target networks (DQN, SAC, TD3)
     for stats in results["sparsity"].values():
         assert all(n >= cfg.pruning.min_neurons for n in stats["alive_per_layer"].values())
+        assert set(stats["alive_per_layer"].values()) == {4}  # layer allocation: half of each [8, 8] layer
 
 
 def test_tensorboard_gets_pruning_tags(tmp_path) -> None:
