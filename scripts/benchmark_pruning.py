@@ -30,6 +30,9 @@ from pathlib import Path
 
 ENVS = ("cartpole", "lunarlander", "hopper", "walker2d")
 METHODS = ("none", "dsp")
+# Keys added to the config after runs were made, with the value that reproduces what those runs did (the only
+# behaviour there was before the key existed). A run that lacks such a key is read as having this value.
+ADDED_KEYS = {("pruning", "regularizer", "anchor"): "mean"}
 
 
 def run_dir(root: Path, env: str, algo: str, method: str, seed: int, budget: int | None) -> Path:
@@ -77,6 +80,12 @@ def stale(out: Path, run_overrides: list[str]) -> list[str]:
     from omegaconf import OmegaConf
 
     saved = OmegaConf.to_container(OmegaConf.load(out / "config.yaml"), resolve=True)
+    for path, value in ADDED_KEYS.items():
+        parent = saved
+        for key in path[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if isinstance(parent, dict):
+            parent.setdefault(path[-1], value)
     return differences(saved, composed(run_overrides))
 
 

@@ -61,3 +61,17 @@ def test_benchmark_resumes_and_retrains_only_stale_runs(tmp_path: Path) -> None:
     assert "run: train" in out
     assert (run / "results.json").is_file()
     assert len(list((tmp_path / "stale").glob("cartpole__ppo__dsp__seed0_256.*/results.json"))) == 1
+
+
+def test_a_run_made_before_a_key_existed_is_read_with_that_keys_old_behaviour(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    bench = _load_script()
+    overrides = bench.overrides("cartpole", "ppo", "dsp", 0, None, [])
+    saved = bench.composed(overrides)
+    del saved["pruning"]["regularizer"]["anchor"]  # written before the key was added
+    OmegaConf.save(OmegaConf.create(saved), tmp_path / "config.yaml")
+    assert bench.stale(tmp_path, overrides) == []
+    assert bench.stale(tmp_path, [*overrides, "pruning.regularizer.anchor=keep"]) == [
+        "pruning.regularizer.anchor: mean -> keep"
+    ]
