@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
@@ -21,6 +22,20 @@ from prune_rl.config import ConfigError, train_config
 log = logging.getLogger(__name__)
 
 CONFIG_PATH = str(Path(__file__).parent / "conf")
+
+
+def compose_config(overrides: Sequence[str] = (), return_hydra_config: bool = False) -> DictConfig:
+    """
+    Compose the root config as ``prune-rl train`` does, without running it (Hydra's Compose API).
+
+    :param overrides: Command-line style overrides (``env=hopper``, ``pruning.sparsity=0.9``).
+    :param return_hydra_config: Include the ``hydra`` node (launcher, run directories).
+    :return: The unresolved config.
+    """
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=return_hydra_config)
 
 
 def fail(message: str) -> None:

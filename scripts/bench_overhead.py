@@ -68,17 +68,15 @@ def sb3_model(seed: int) -> Any:
 
 def runner_model(seed: int, logdir: Path) -> Any:
     """The same run built by prune-rl from its configs, with its logger (``pruning=none``)."""
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
     from stable_baselines3.common.logger import configure
 
-    from prune_rl.app import CONFIG_PATH
+    from prune_rl.app import compose_config
     from prune_rl.config import train_config
     from prune_rl.environment import make_env
     from prune_rl.train import build_model
 
-    with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
-        data = OmegaConf.to_container(compose("train", overrides=["pruning=none", f"seed={seed}"]), resolve=True)
+    data = OmegaConf.to_container(compose_config(["pruning=none", f"seed={seed}"]), resolve=True)
     cfg = train_config(data)  # type: ignore[arg-type]
     model = build_model(cfg, make_env(cfg.env, seed=seed, gamma=cfg.algo.kwargs["gamma"]))
     model.set_logger(configure(str(logdir), ["stdout", "tensorboard", "csv"]))

@@ -55,14 +55,11 @@ def overrides(env: str, algo: str, method: str, seed: int, budget: int | None, e
 
 def composed(run_overrides: list[str]) -> dict:
     """The resolved config that ``prune-rl train`` composes today for these overrides."""
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from prune_rl.app import CONFIG_PATH
+    from prune_rl.app import compose_config
 
-    with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
-        cfg = compose("train", overrides=run_overrides)
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return OmegaConf.to_container(compose_config(run_overrides), resolve=True)  # type: ignore[return-value]
 
 
 def differences(old: object, new: object, prefix: str = "") -> list[str]:

@@ -66,14 +66,10 @@ FAST_ALGO = {
 
 
 def compose(overrides: list[str], return_hydra_config: bool = False):
-    """Compose the root config as ``prune-rl train`` would (Compose API: tests only)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    """Compose the root config as ``prune-rl train`` would."""
+    from prune_rl.app import compose_config
 
-    from prune_rl.app import CONFIG_PATH
-
-    with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
-        return hydra_compose("train", overrides=overrides, return_hydra_config=return_hydra_config)
+    return compose_config(overrides, return_hydra_config)
 
 
 def train_cfg(overrides: list[str]):

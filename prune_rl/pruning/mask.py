@@ -66,6 +66,18 @@ def n_kept(sparsity: float, n_neurons: int) -> int:
     return math.floor((1.0 - sparsity) * n_neurons + 1e-6)
 
 
+def layer_quota(sparsity: float, n_neurons: int, min_neurons: int = 1) -> int:
+    """
+    Neurons one layer keeps at ``sparsity`` under the ``layer`` allocation.
+
+    :param sparsity: Fraction of the layer's neurons removed.
+    :param n_neurons: The layer's width.
+    :param min_neurons: The layer never keeps fewer (nor more than ``n_neurons``).
+    :return: ``n_kept(sparsity, n_neurons)``, clipped to ``[min_neurons, n_neurons]``.
+    """
+    return min(max(n_kept(sparsity, n_neurons), min_neurons), n_neurons)
+
+
 def select_alive(
     scores: Sequence[torch.Tensor],
     alive: Sequence[torch.Tensor],
@@ -106,7 +118,7 @@ def select_alive(
     n_alive = [int(k.sum()) for k in alive]
     # Ranking (not comparing with tau) matters: groups the regularizer zeroed all tie at a score of 0.
     if allocation == "layer":
-        quotas = [min(max(n_kept(sparsity, n), min_neurons), a) for n, a in zip(sizes, n_alive, strict=True)]
+        quotas = [min(layer_quota(sparsity, n, min_neurons), a) for n, a in zip(sizes, n_alive, strict=True)]
         if quotas == n_alive:
             return [k.clone() for k in alive], None
         kept = [_top(score, quota) for score, quota in zip(normed, quotas, strict=True)]

@@ -16,7 +16,7 @@ from prune_rl.pruning import (
     NeuronMask,
     PrunableNet,
     compact_weight_count,
-    n_kept,
+    layer_quota,
     select_alive,
 )
 from prune_rl.sb3.networks import Probe, optimizers, prunable_nets
@@ -59,6 +59,7 @@ class DynamicPruningCallback(BaseCallback):
         self.lassos: dict[str, GroupLasso] = {}
         self.schedules: dict[str, CubicSparsity] = {}
         self.thresholds: dict[str, float] = {}
+        self.anchor_keep: dict[str, list[int] | None] = {}  # per layer, for regularizer.anchor=keep
         self.n_events = 0
         self._last_event = -1.0
         self._reg_done = 0.0  # progress up to which the regularizer has been applied
@@ -77,7 +78,10 @@ class DynamicPruningCallback(BaseCallback):
         self.importance = IMPORTANCES[cfg.importance]
         for net in self.nets:
             policy = net.role == "policy"
-            self.schedules[net.name] = CubicSparsity(cfg.sparsity if policy else cfg.value_sparsity, cfg.begin, cfg.end)
+            final = cfg.sparsity if policy else cfg.value_sparsity
+            self.schedules[net.name] = CubicSparsity(final, cfg.begin, cfg.end)
+            keep = [layer_quota(final, la.n_neurons, cfg.min_neurons) for la in net.layers]
+            self.anchor_keep[net.name] = keep if cfg.regularizer.anchor == "keep" else None
             strength = cfg.regularizer.strength if policy else cfg.regularizer.value_strength
             self.lassos[net.name] = GroupLasso(net.layers, strength, cfg.regularizer.gamma, cfg.regularizer.max_weight)
             for layer in net.layers:
@@ -166,11 +170,7 @@ class DynamicPruningCallback(BaseCallback):
                 if not torch.equal(keep, mask.alive):
                     mask.alive = keep
                     mask.apply_(self.optimizers)
-            n_final = None
-            if self.cfg.regularizer.anchor == "keep":
-                final = self.schedules[net.name].final
-                n_final = [max(n_kept(final, la.n_neurons), self.cfg.min_neurons) for la in net.layers]
-            self.lassos[net.name].set_importance(net_scores, new_alive, n_final)
+            self.lassos[net.name].set_importance(net_scores, new_alive, self.anchor_keep[net.name])
         self._last_event = progress
         self.n_events += 1
         self._record()
