@@ -51,7 +51,7 @@ def test_tensorboard_gets_pruning_tags(tmp_path) -> None:
     events.Reload()
     tags = set(events.Tags()["scalars"])
     for net in ("pi", "vf"):
-        for key in ("neuron_sparsity", "weight_sparsity", "threshold", "penalty"):
+        for key in ("neuron_sparsity", "weight_sparsity", "threshold", "penalty", "cut_share"):
             assert f"prune/{key}/{net}" in tags
     assert {"prune/alive/pi.0", "prune/alive/pi.1", "prune/alive/vf.0"} <= tags
 

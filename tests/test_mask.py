@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from prune_rl.pruning import NeuronMask, PrunableNet, mlp_layers, n_kept, select_alive
+from prune_rl.pruning import NeuronMask, PrunableNet, cut_share, mlp_layers, n_kept, select_alive
 from stable_baselines3.common.utils import polyak_update
 
 from conftest import tiny_mlp
@@ -158,3 +158,19 @@ def test_select_alive_treats_non_finite_scores_as_zero() -> None:
     scores = [torch.tensor([float("nan"), 1.0, 2.0, 3.0])]
     new, tau = select_alive(scores, [torch.ones(4, dtype=torch.bool)], sparsity=0.25, min_neurons=1)
     assert not bool(new[0][0]) and tau is not None and tau == tau  # not NaN
+
+
+def test_cut_share_is_the_norm_mass_of_the_neurons_cut(net: PrunableNet) -> None:
+    layer = net.layers[0]
+    with torch.no_grad():
+        layer.scale_(torch.tensor([0.0] + [1.0] * (layer.n_neurons - 1)))  # neuron 0 already regularized to zero
+    norms = layer.group_norms()
+    before = [torch.ones(la.n_neurons, dtype=torch.bool) for la in net.layers]
+    zero_cut = [b.clone() for b in before]
+    zero_cut[0][0] = False
+    assert cut_share(net.layers, before, zero_cut) == 0.0
+    live_cut = [b.clone() for b in zero_cut]
+    live_cut[0][1] = False
+    total = sum(float(la.group_norms().sum()) for la in net.layers)
+    assert cut_share(net.layers, before, live_cut) == pytest.approx(float(norms[1]) / total)
+    assert cut_share(net.layers, before, before) == 0.0

@@ -138,6 +138,28 @@ def select_alive(
     return [m.to(k.device) for m, k in zip(kept, alive, strict=True)], tau
 
 
+@torch.no_grad()
+def cut_share(layers: Sequence[HiddenLayer], before: Sequence[torch.Tensor], after: Sequence[torch.Tensor]) -> float:
+    """
+    Share of the alive neurons' group-norm mass that a cut removes, before the cut is applied.
+
+    0 means every neuron cut had already been driven to exactly zero by the regularizer (a lossless cut);
+    values near the removed share of neurons mean the cut ignored the regularizer.
+
+    :param layers: Hidden layers of one network.
+    :param before: Boolean masks before the cut, one per layer.
+    :param after: Boolean masks after the cut, one per layer.
+    :return: ``sum(||theta|| of neurons cut) / sum(||theta|| of neurons alive before)``, 0 if nothing was alive.
+    """
+    cut = alive = 0.0
+    for layer, old, new in zip(layers, before, after, strict=True):
+        norms = layer.group_norms()
+        old, new = old.to(norms.device), new.to(norms.device)
+        alive += float(norms[old].sum())
+        cut += float(norms[old & ~new].sum())
+    return cut / alive if alive > 0 else 0.0
+
+
 def _top(score: torch.Tensor, k: int) -> torch.Tensor:
     """Boolean mask of the ``k`` highest scores (the first ones among ties)."""
     mask = torch.zeros_like(score, dtype=torch.bool)

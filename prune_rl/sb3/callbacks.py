@@ -16,6 +16,7 @@ from prune_rl.pruning import (
     NeuronMask,
     PrunableNet,
     compact_weight_count,
+    cut_share,
     layer_quota,
     select_alive,
 )
@@ -59,6 +60,7 @@ class DynamicPruningCallback(BaseCallback):
         self.lassos: dict[str, GroupLasso] = {}
         self.schedules: dict[str, CubicSparsity] = {}
         self.thresholds: dict[str, float] = {}
+        self.cut_shares: dict[str, float] = {}  # group-norm share removed by each network's last cut
         self.anchor_keep: dict[str, list[int] | None] = {}  # per layer, for regularizer.anchor=keep
         self.n_events = 0
         self._last_event = -1.0
@@ -165,6 +167,7 @@ class DynamicPruningCallback(BaseCallback):
             new_alive, tau = select_alive(net_scores, alive, target, self.cfg.min_neurons, self.cfg.allocation)
             if tau is not None:
                 self.thresholds[net.name] = tau
+                self.cut_shares[net.name] = cut_share(net.layers, alive, new_alive)
             for layer, keep in zip(net.layers, new_alive, strict=True):
                 mask = self.masks[layer.name]
                 if not torch.equal(keep, mask.alive):
@@ -209,6 +212,8 @@ class DynamicPruningCallback(BaseCallback):
                 self.logger.record(f"prune/{key}/{name}", s[key])
             for layer, n in s["alive_per_layer"].items():
                 self.logger.record(f"prune/alive/{layer}", n)
+        for name, share in self.cut_shares.items():
+            self.logger.record(f"prune/cut_share/{name}", share)
         self.logger.record("prune/events", self.n_events)
 
     # -- persistence -------------------------------------------------------------------------------
