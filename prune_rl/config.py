@@ -88,6 +88,7 @@ class PruningConfig:
     :param allocation: How kept neurons are shared among a network's layers: ``layer`` (each layer reaches
         the sparsity) or ``global`` (one network-wide ranking).
     :param probe_size: Recent states used to score importance.
+    :param compensate: Fold each cut neuron's mean activation into the next layer's bias (mean replacement).
     :param regularizer: The group-sparse regularizer.
     """
 
@@ -101,6 +102,7 @@ class PruningConfig:
     min_neurons: int = 2
     allocation: str = "layer"
     probe_size: int = 2048
+    compensate: bool = False
     regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
 
 

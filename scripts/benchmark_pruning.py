@@ -32,7 +32,10 @@ ENVS = ("cartpole", "lunarlander", "hopper", "walker2d")
 METHODS = ("none", "dsp")
 # Keys added to the config after runs were made, with the value that reproduces what those runs did (the only
 # behaviour there was before the key existed). A run that lacks such a key is read as having this value.
-ADDED_KEYS = {("pruning", "regularizer", "anchor"): "mean"}
+ADDED_KEYS: dict[tuple[str, ...], object] = {
+    ("pruning", "regularizer", "anchor"): "mean",
+    ("pruning", "compensate"): False,
+}
 
 
 def run_dir(root: Path, env: str, algo: str, method: str, seed: int, budget: int | None) -> Path:

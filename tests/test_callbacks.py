@@ -43,6 +43,19 @@ def test_short_run_ends_with_masked_neurons(algo: str, env: str, tmp_path) -> No
         assert set(stats["alive_per_layer"].values()) == {4}  # layer allocation: half of each [8, 8] layer
 
 
+@pytest.mark.parametrize(("algo", "env", "arch"), [("ppo", "cartpole", "{pi:[8,4],vf:[8,4]}"), ("sac", "hopper", "[8,4]")])
+def test_mean_replacement_keeps_pruned_neurons_zero(algo: str, env: str, arch: str, tmp_path) -> None:
+    # [8, 4] at 75%: the second layer reaches its 2 neurons before the first, so later cuts of the first layer
+    # fold into the biases of a layer with dead neurons; those must stay zero.
+    overrides = [*fast(algo, env), f"++algo.policy_kwargs.net_arch={arch}", "pruning.compensate=true"]
+    cfg = train_cfg([*overrides, "pruning.sparsity=0.75", "pruning.value_sparsity=0.75"])
+    results = run(cfg, tmp_path)
+    model = ALGO_CLASSES[algo].load(tmp_path / "model.zip", device="cpu")
+    _dead_groups_are_zero(model, load_masks(tmp_path / "masks.pt"))
+    for stats in results["sparsity"].values():
+        assert list(stats["alive_per_layer"].values()) == [2, 2]  # 8 * 0.25, and the 2-neuron floor of 4
+
+
 def test_tensorboard_gets_pruning_tags(tmp_path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -4,6 +4,7 @@ Nothing in this package imports Stable-Baselines3, Hydra or gymnasium.
 Conventions: "sparsity" is always the fraction *removed* (0 = dense, 1 = empty).
 """
 
+from prune_rl.pruning.compensation import fold_mean_, mean_activations
 from prune_rl.pruning.groups import HiddenLayer, PrunableNet, compact_weight_count, link_mirrors, mlp_layers
 from prune_rl.pruning.importance import IMPORTANCES, activation_importance, magnitude_importance, taylor_importance
 from prune_rl.pruning.mask import ALLOCATIONS, NeuronMask, cut_share, layer_quota, n_kept, select_alive
@@ -22,9 +23,11 @@ __all__ = [
     "activation_importance",
     "compact_weight_count",
     "cut_share",
+    "fold_mean_",
     "layer_quota",
     "link_mirrors",
     "magnitude_importance",
+    "mean_activations",
     "mlp_layers",
     "n_kept",
     "select_alive",

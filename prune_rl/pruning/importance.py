@@ -15,7 +15,7 @@ activation), while a ``probe`` callable runs the network forward.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -39,8 +39,14 @@ def magnitude_importance(layers: Sequence[HiddenLayer], probe: ProbeFn | None = 
 
 
 @contextmanager
-def _capture_inputs(layers: Sequence[HiddenLayer], keep_grad: bool):
-    """Record the input of each layer's first consumer (the hidden activation) during forward passes."""
+def capture_activations(layers: Sequence[HiddenLayer], keep_grad: bool = False) -> Iterator[list[list[torch.Tensor]]]:
+    """
+    Record the input of each layer's first consumer (the hidden activation) during forward passes.
+
+    :param layers: Hidden layers to watch.
+    :param keep_grad: Keep the activations' gradients (``retain_grad``) for criteria that need them.
+    :return: A context manager yielding, per layer, the list of activations seen while it is open.
+    """
     captured: list[list[torch.Tensor]] = [[] for _ in layers]
     handles = []
     for i, layer in enumerate(layers):
@@ -73,7 +79,7 @@ def activation_importance(layers: Sequence[HiddenLayer], probe: ProbeFn | None) 
     """
     if probe is None:
         raise ValueError("activation importance needs a probe that runs the network on recent states")
-    with torch.no_grad(), _capture_inputs(layers, keep_grad=False) as captured:
+    with torch.no_grad(), capture_activations(layers, keep_grad=False) as captured:
         probe()
     scores = []
     for layer, acts in zip(layers, captured, strict=True):
@@ -94,7 +100,7 @@ def taylor_importance(layers: Sequence[HiddenLayer], probe: ProbeFn | None) -> l
     """
     if probe is None:
         raise ValueError("taylor importance needs a probe that runs the network on recent states")
-    with torch.enable_grad(), _capture_inputs(layers, keep_grad=True) as captured:
+    with torch.enable_grad(), capture_activations(layers, keep_grad=True) as captured:
         out = probe()
         outputs = list(out) if isinstance(out, list | tuple) else [out]
         energy = sum(0.5 * o.pow(2).sum(dim=-1).mean() for o in outputs)

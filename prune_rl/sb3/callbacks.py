@@ -17,7 +17,9 @@ from prune_rl.pruning import (
     PrunableNet,
     compact_weight_count,
     cut_share,
+    fold_mean_,
     layer_quota,
+    mean_activations,
     select_alive,
 )
 from prune_rl.sb3.networks import Probe, optimizers, prunable_nets
@@ -158,7 +160,9 @@ class DynamicPruningCallback(BaseCallback):
             return
         was_training = self.model.policy.training
         self.model.policy.set_training_mode(False)
-        scores = dict(zip([la.name for la in layers], self.importance(layers, self.probe), strict=True))
+        names = [la.name for la in layers]
+        scores = dict(zip(names, self.importance(layers, self.probe), strict=True))
+        means = dict(zip(names, mean_activations(layers, self.probe), strict=True)) if self.cfg.compensate else {}
         self.model.policy.set_training_mode(was_training)
         for net in self.nets:
             alive = [self.masks[la.name].alive for la in net.layers]
@@ -171,6 +175,8 @@ class DynamicPruningCallback(BaseCallback):
             for layer, keep in zip(net.layers, new_alive, strict=True):
                 mask = self.masks[layer.name]
                 if not torch.equal(keep, mask.alive):
+                    if self.cfg.compensate:
+                        fold_mean_(layer, mask.alive & ~keep, means[layer.name])
                     mask.alive = keep
                     mask.apply_(self.optimizers)
             self.lassos[net.name].set_importance(net_scores, new_alive, self.anchor_keep[net.name])
