@@ -66,7 +66,7 @@ class RegularizerConfig:
     """
 
     strength: float = 3.0
-    value_strength: float = 0.5
+    value_strength: float = 0.0
     gamma: float = 1.0
     max_weight: float = 10.0
     anchor: str = "mean"
@@ -95,7 +95,7 @@ class PruningConfig:
     name: str = "none"
     importance: str = "activation"
     sparsity: float = 0.95
-    value_sparsity: float = 0.9
+    value_sparsity: float = 0.5
     begin: float = 0.1
     end: float = 0.75
     interval: float = 0.02
