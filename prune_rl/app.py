@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,11 +23,15 @@ from prune_rl.config import ConfigError, train_config
 log = logging.getLogger(__name__)
 
 CONFIG_PATH = str(Path(__file__).parent / "conf")
+_COMPOSE_LOCK = threading.Lock()  # Hydra's GlobalHydra is one per process: one composition at a time
 
 
 def compose_config(overrides: Sequence[str] = (), return_hydra_config: bool = False) -> DictConfig:
     """
     Compose the root config as ``prune-rl train`` does, without running it (Hydra's Compose API).
+
+    Safe to call from several threads (e.g. the benchmark script's parallel jobs): Hydra keeps its state in a
+    process-wide singleton, so calls are serialised.
 
     :param overrides: Command-line style overrides (``env=hopper``, ``pruning.sparsity=0.9``).
     :param return_hydra_config: Include the ``hydra`` node (launcher, run directories).
@@ -34,7 +39,7 @@ def compose_config(overrides: Sequence[str] = (), return_hydra_config: bool = Fa
     """
     from hydra import compose, initialize_config_dir
 
-    with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
+    with _COMPOSE_LOCK, initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
         return compose("train", overrides=list(overrides), return_hydra_config=return_hydra_config)
 
 

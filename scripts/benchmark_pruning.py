@@ -221,16 +221,24 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = parser.parse_intermixed_args()  # overrides may come before and after options
 
+    ok = True
     if not args.table_only:
         todo = list(itertools.product(args.envs, args.seeds, args.methods))
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
 
-            def one(task: tuple[str, int, str]) -> Path:
+            def one(task: tuple[str, int, str]) -> bool:
                 env, seed, method = task
-                return train(args.root, env, args.algo, method, seed, args.n_timesteps, args.overrides, args.rerun_stale)
+                try:
+                    out = train(args.root, env, args.algo, method, seed, args.n_timesteps, args.overrides, args.rerun_stale)
+                except Exception as exc:  # say so now, not when the other jobs are done; they go on
+                    print(f"FAILED: {env} seed {seed} {method}: {type(exc).__name__}: {exc}", flush=True)
+                    return False
+                return (out / "results.json").is_file()
 
-            list(pool.map(one, todo))
+            ok = all(list(pool.map(one, todo)))
     write_tables(table(args.root), args.table, "python " + " ".join(sys.argv))
+    if not ok:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
