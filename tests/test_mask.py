@@ -164,13 +164,13 @@ def test_cut_share_is_the_norm_mass_of_the_neurons_cut(net: PrunableNet) -> None
     layer = net.layers[0]
     with torch.no_grad():
         layer.scale_(torch.tensor([0.0] + [1.0] * (layer.n_neurons - 1)))  # neuron 0 already regularized to zero
-    norms = layer.group_norms()
+        norms = layer.group_norms()
+        total = sum(float(la.group_norms().sum()) for la in net.layers)
     before = [torch.ones(la.n_neurons, dtype=torch.bool) for la in net.layers]
     zero_cut = [b.clone() for b in before]
     zero_cut[0][0] = False
     assert cut_share(net.layers, before, zero_cut) == 0.0
     live_cut = [b.clone() for b in zero_cut]
     live_cut[0][1] = False
-    total = sum(float(la.group_norms().sum()) for la in net.layers)
     assert cut_share(net.layers, before, live_cut) == pytest.approx(float(norms[1]) / total)
     assert cut_share(net.layers, before, before) == 0.0
