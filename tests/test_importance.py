@@ -1,7 +1,13 @@
 import torch
 from torch import nn
 
-from prune_rl.pruning import PrunableNet, activation_importance, magnitude_importance, taylor_importance
+from prune_rl.pruning import (
+    PrunableNet,
+    activation_importance,
+    deviation_importance,
+    magnitude_importance,
+    taylor_importance,
+)
 
 
 def test_magnitude_is_group_norm(net: PrunableNet) -> None:
@@ -33,3 +39,22 @@ def test_taylor_importance_by_hand(mlp: nn.Sequential, net: PrunableNet) -> None
     (grad,) = torch.autograd.grad(energy, a)
     torch.testing.assert_close(scores[1], (a * grad).abs().mean(0).detach())
     assert all(p.grad is None for p in mlp.parameters())  # scoring does not leave gradients behind
+
+
+def test_deviation_importance_by_hand(mlp: nn.Sequential, net: PrunableNet) -> None:
+    x = torch.randn(32, 3)
+    scores = deviation_importance(net.layers, lambda: mlp(x))
+    hidden = torch.tanh(mlp[0](x))
+    expected = (hidden - hidden.mean(0)).abs().mean(0) * mlp[2].weight.norm(dim=0)
+    torch.testing.assert_close(scores[0], expected.detach())
+
+
+def test_a_saturated_neuron_is_kept_by_activation_and_not_by_deviation(mlp: nn.Sequential, net: PrunableNet) -> None:
+    with torch.no_grad():
+        mlp[0].weight[0].zero_()
+        mlp[0].bias[0] = 20.0  # tanh(20) = 1 on every state: a constant neuron
+    x = torch.randn(64, 3)
+    activation = activation_importance(net.layers, lambda: mlp(x))[0]
+    deviation = deviation_importance(net.layers, lambda: mlp(x))[0]
+    assert int(activation.argmax()) == 0  # |a| = 1 is the largest a tanh unit can have
+    assert float(deviation[0]) == 0.0

@@ -6,7 +6,13 @@ Conventions: "sparsity" is always the fraction *removed* (0 = dense, 1 = empty).
 
 from prune_rl.pruning.compensation import fold_mean_, mean_activations
 from prune_rl.pruning.groups import HiddenLayer, PrunableNet, compact_weight_count, link_mirrors, mlp_layers
-from prune_rl.pruning.importance import IMPORTANCES, activation_importance, magnitude_importance, taylor_importance
+from prune_rl.pruning.importance import (
+    IMPORTANCES,
+    activation_importance,
+    deviation_importance,
+    magnitude_importance,
+    taylor_importance,
+)
 from prune_rl.pruning.mask import ALLOCATIONS, NeuronMask, cut_share, layer_quota, n_kept, select_alive
 from prune_rl.pruning.regularizer import ANCHORS, GroupLasso
 from prune_rl.pruning.schedule import CubicSparsity
@@ -23,6 +29,7 @@ __all__ = [
     "activation_importance",
     "compact_weight_count",
     "cut_share",
+    "deviation_importance",
     "fold_mean_",
     "layer_quota",
     "link_mirrors",

@@ -8,6 +8,8 @@ activation), while a ``probe`` callable runs the network forward.
 - ``magnitude``: the neuron's group norm ``||theta_j||_2`` (data-free).
 - ``activation``: ``E_x |a_j(x)| * ||W_out[:, j]||_2``, the typical size of the neuron's contribution to
   the next layer (activation-based importance, cf. Hu et al. 2016 "Network Trimming", arXiv 1607.03250).
+- ``deviation``: ``E_x |a_j(x) - E[a_j]| * ||W_out[:, j]||_2``, what a cut loses once mean replacement has
+  folded the neuron's mean into the next bias (so a saturated, constant neuron scores 0).
 - ``taylor``: ``E_x |a_j(x) * dL/da_j(x)|`` with ``L = 0.5 * ||f(x)||^2``, the first-order change of the
   output energy when the neuron is removed (Molchanov et al. 2017, "Pruning Convolutional Neural Networks
   for Resource Efficient Inference", arXiv 1611.06440, with the output energy standing in for a task loss).
@@ -90,6 +92,32 @@ def activation_importance(layers: Sequence[HiddenLayer], probe: ProbeFn | None) 
     return scores
 
 
+def deviation_importance(layers: Sequence[HiddenLayer], probe: ProbeFn | None) -> list[torch.Tensor]:
+    """
+    Mean absolute deviation of the activation from its mean, times outgoing weight norm.
+
+    A neuron whose activation hardly varies (a saturated tanh unit, a ReLU that is always on with the same
+    value) acts as a constant: ``activation`` ranks it high, yet mean replacement (``pruning.compensate``) can
+    fold it into the next layer's bias at no loss. This criterion scores what such a cut loses,
+    ``E_x |a_j(x) - E[a_j]| * ||W_out[:, j]||_2`` (cf. Evci et al. 2018, *Mean Replacement Pruning*).
+
+    :param layers: Hidden layers to score (their networks are run by ``probe``).
+    :param probe: Runs the networks forward on a batch of recent states.
+    :return: One ``(n_neurons,)`` tensor per layer.
+    """
+    if probe is None:
+        raise ValueError("deviation importance needs a probe that runs the network on recent states")
+    with torch.no_grad(), capture_activations(layers) as captured:
+        probe()
+    scores = []
+    for layer, acts in zip(layers, captured, strict=True):
+        if not acts:
+            raise RuntimeError(f"the probe did not run layer {layer.name}")
+        act = torch.cat([a.reshape(-1, layer.n_neurons) for a in acts])
+        scores.append((act - act.mean(dim=0)).abs().mean(dim=0) * _outgoing_norms(layer).detach())
+    return scores
+
+
 def taylor_importance(layers: Sequence[HiddenLayer], probe: ProbeFn | None) -> list[torch.Tensor]:
     """
     First-order Taylor importance of each neuron for the output energy ``0.5 * ||f(x)||^2``.
@@ -123,5 +151,6 @@ def taylor_importance(layers: Sequence[HiddenLayer], probe: ProbeFn | None) -> l
 IMPORTANCES: dict[str, Callable[[Sequence[HiddenLayer], ProbeFn | None], list[torch.Tensor]]] = {
     "magnitude": magnitude_importance,
     "activation": activation_importance,
+    "deviation": deviation_importance,
     "taylor": taylor_importance,
 }
