@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 
 from prune_rl.pruning.groups import HiddenLayer
-from prune_rl.pruning.importance import ProbeFn, capture_activations
+from prune_rl.pruning.importance import ProbeFn, probe_activations
 
 
 def mean_activations(layers: Sequence[HiddenLayer], probe: ProbeFn) -> list[torch.Tensor]:
@@ -26,14 +26,7 @@ def mean_activations(layers: Sequence[HiddenLayer], probe: ProbeFn) -> list[torc
     :param probe: Runs the networks forward on a batch of recent states.
     :return: One ``(n_neurons,)`` tensor per layer.
     """
-    with torch.no_grad(), capture_activations(layers) as captured:
-        probe()
-    means = []
-    for layer, acts in zip(layers, captured, strict=True):
-        if not acts:
-            raise RuntimeError(f"the probe did not run layer {layer.name}")
-        means.append(torch.cat([a.reshape(-1, layer.n_neurons) for a in acts]).mean(dim=0))
-    return means
+    return [act.mean(dim=0) for act in probe_activations(layers, probe, "mean replacement")]
 
 
 @torch.no_grad()

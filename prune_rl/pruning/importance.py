@@ -71,6 +71,27 @@ def _outgoing_norms(layer: HiddenLayer) -> torch.Tensor:
     return torch.stack([c.weight.pow(2).sum(dim=0) for c in layer.consumers]).sum(dim=0).sqrt()
 
 
+def probe_activations(layers: Sequence[HiddenLayer], probe: ProbeFn | None, criterion: str) -> list[torch.Tensor]:
+    """
+    Hidden activations of every layer on the probe's batch of recent states.
+
+    :param layers: Hidden layers (their networks are run by ``probe``).
+    :param probe: Runs the networks forward on a batch of recent states.
+    :param criterion: Name used in the error raised when ``probe`` is missing.
+    :return: One ``(n_states, n_neurons)`` tensor per layer.
+    """
+    if probe is None:
+        raise ValueError(f"{criterion} needs a probe that runs the network on recent states")
+    with torch.no_grad(), capture_activations(layers) as captured:
+        probe()
+    out = []
+    for layer, acts in zip(layers, captured, strict=True):
+        if not acts:
+            raise RuntimeError(f"the probe did not run layer {layer.name}")
+        out.append(torch.cat([a.reshape(-1, layer.n_neurons) for a in acts]))
+    return out
+
+
 def activation_importance(layers: Sequence[HiddenLayer], probe: ProbeFn | None) -> list[torch.Tensor]:
     """
     Mean absolute activation times outgoing weight norm.
@@ -79,17 +100,8 @@ def activation_importance(layers: Sequence[HiddenLayer], probe: ProbeFn | None) 
     :param probe: Runs the networks forward on a batch of recent states.
     :return: One ``(n_neurons,)`` tensor per layer.
     """
-    if probe is None:
-        raise ValueError("activation importance needs a probe that runs the network on recent states")
-    with torch.no_grad(), capture_activations(layers, keep_grad=False) as captured:
-        probe()
-    scores = []
-    for layer, acts in zip(layers, captured, strict=True):
-        if not acts:
-            raise RuntimeError(f"the probe did not run layer {layer.name}")
-        mean_abs = torch.cat([a.reshape(-1, layer.n_neurons) for a in acts]).abs().mean(dim=0)
-        scores.append(mean_abs * _outgoing_norms(layer).detach())
-    return scores
+    acts = probe_activations(layers, probe, "activation importance")
+    return [act.abs().mean(dim=0) * _outgoing_norms(layer).detach() for layer, act in zip(layers, acts, strict=True)]
 
 
 def deviation_importance(layers: Sequence[HiddenLayer], probe: ProbeFn | None) -> list[torch.Tensor]:
@@ -105,17 +117,11 @@ def deviation_importance(layers: Sequence[HiddenLayer], probe: ProbeFn | None) -
     :param probe: Runs the networks forward on a batch of recent states.
     :return: One ``(n_neurons,)`` tensor per layer.
     """
-    if probe is None:
-        raise ValueError("deviation importance needs a probe that runs the network on recent states")
-    with torch.no_grad(), capture_activations(layers) as captured:
-        probe()
-    scores = []
-    for layer, acts in zip(layers, captured, strict=True):
-        if not acts:
-            raise RuntimeError(f"the probe did not run layer {layer.name}")
-        act = torch.cat([a.reshape(-1, layer.n_neurons) for a in acts])
-        scores.append((act - act.mean(dim=0)).abs().mean(dim=0) * _outgoing_norms(layer).detach())
-    return scores
+    acts = probe_activations(layers, probe, "deviation importance")
+    return [
+        (act - act.mean(dim=0)).abs().mean(dim=0) * _outgoing_norms(layer).detach()
+        for layer, act in zip(layers, acts, strict=True)
+    ]
 
 
 def taylor_importance(layers: Sequence[HiddenLayer], probe: ProbeFn | None) -> list[torch.Tensor]:
