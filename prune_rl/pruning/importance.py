@@ -41,7 +41,7 @@ def magnitude_importance(layers: Sequence[HiddenLayer], probe: ProbeFn | None = 
 
 
 @contextmanager
-def capture_activations(layers: Sequence[HiddenLayer], keep_grad: bool = False) -> Iterator[list[list[torch.Tensor]]]:
+def _capture_activations(layers: Sequence[HiddenLayer], keep_grad: bool = False) -> Iterator[list[list[torch.Tensor]]]:
     """
     Record the input of each layer's first consumer (the hidden activation) during forward passes.
 
@@ -82,7 +82,7 @@ def probe_activations(layers: Sequence[HiddenLayer], probe: ProbeFn | None, crit
     """
     if probe is None:
         raise ValueError(f"{criterion} needs a probe that runs the network on recent states")
-    with torch.no_grad(), capture_activations(layers) as captured:
+    with torch.no_grad(), _capture_activations(layers) as captured:
         probe()
     out = []
     for layer, acts in zip(layers, captured, strict=True):
@@ -134,7 +134,7 @@ def taylor_importance(layers: Sequence[HiddenLayer], probe: ProbeFn | None) -> l
     """
     if probe is None:
         raise ValueError("taylor importance needs a probe that runs the network on recent states")
-    with torch.enable_grad(), capture_activations(layers, keep_grad=True) as captured:
+    with torch.enable_grad(), _capture_activations(layers, keep_grad=True) as captured:
         out = probe()
         outputs = list(out) if isinstance(out, list | tuple) else [out]
         energy = sum(0.5 * o.pow(2).sum(dim=-1).mean() for o in outputs)
