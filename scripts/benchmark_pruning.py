@@ -80,13 +80,16 @@ def stale(out: Path, run_overrides: list[str]) -> list[str]:
     from omegaconf import OmegaConf
 
     saved = OmegaConf.to_container(OmegaConf.load(out / "config.yaml"), resolve=True)
+    today = composed(run_overrides)
     for path, value in ADDED_KEYS.items():
-        parent = saved
+        parent, now = saved, today
         for key in path[:-1]:
             parent = parent.get(key) if isinstance(parent, dict) else None
-        if isinstance(parent, dict):
+            now = now.get(key) if isinstance(now, dict) else None
+        # Only where today's config has the key: a dense run's `pruning` node never gets one.
+        if isinstance(parent, dict) and isinstance(now, dict) and path[-1] in now:
             parent.setdefault(path[-1], value)
-    return differences(saved, composed(run_overrides))
+    return differences(saved, today)
 
 
 def train(

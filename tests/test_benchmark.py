@@ -75,3 +75,12 @@ def test_a_run_made_before_a_key_existed_is_read_with_that_keys_old_behaviour(tm
     assert bench.stale(tmp_path, [*overrides, "pruning.regularizer.anchor=keep"]) == [
         "pruning.regularizer.anchor: mean -> keep"
     ]
+
+
+def test_an_added_key_is_not_read_into_a_config_that_never_has_it(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    bench = _load_script()
+    overrides = bench.overrides("cartpole", "ppo", "none", 0, None, [])
+    OmegaConf.save(OmegaConf.create(bench.composed(overrides)), tmp_path / "config.yaml")
+    assert bench.stale(tmp_path, overrides) == []  # a dense run has no pruning.compensate, then or now
