@@ -40,6 +40,30 @@ def test_every_tuned_pair_composes_and_applies(name: str) -> None:
         assert cfg.algo.kwargs[key] == expected
 
 
+def _leaves(node: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in node.items():
+        out.update(_leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+@pytest.mark.parametrize("name", _options("pruning_env"))
+def test_every_tuned_pruning_applies_to_its_pair_only(name: str) -> None:
+    method, algo, env = name.split("_", 2)
+    tuned = _leaves(OmegaConf.to_container(OmegaConf.load(CONF / "pruning_env" / f"{name}.yaml")))  # type: ignore[arg-type]
+    assert tuned
+    pair = [f"pruning={method}", f"algo={algo}", f"env={env}"]
+    base = [f"pruning={method}", f"algo={'a2c' if algo != 'a2c' else 'ppo'}", f"env={env}"]
+    for key, value in tuned.items():
+        assert OmegaConf.select(compose(pair), f"pruning.{key}") == value
+        assert OmegaConf.select(compose(base), f"pruning.{key}") != value, f"{key} leaks to another algo"
+
+
+def test_tuned_pruning_yields_to_the_command_line_and_to_other_methods() -> None:
+    assert compose(["env=lunarlander", "pruning.regularizer.strength=2.5"]).pruning.regularizer.strength == 2.5
+    assert OmegaConf.to_container(compose(["env=lunarlander", "pruning=none"]).pruning) == {"name": "none"}
+
+
 @pytest.mark.parametrize("launcher", _options("hydra/launcher"))
 def test_launcher_profiles_compose(launcher: str) -> None:
     cfg = compose([f"hydra/launcher={launcher}"], return_hydra_config=True)
