@@ -52,11 +52,11 @@ def test_every_tuned_pruning_applies_to_its_pair_only(name: str) -> None:
     method, algo, env = name.split("_", 2)
     tuned = _leaves(OmegaConf.to_container(OmegaConf.load(CONF / "pruning_env" / f"{name}.yaml")))  # type: ignore[arg-type]
     assert tuned
-    pair = [f"pruning={method}", f"algo={algo}", f"env={env}"]
-    base = [f"pruning={method}", f"algo={'a2c' if algo != 'a2c' else 'ppo'}", f"env={env}"]
+    paired = compose([f"pruning={method}", f"algo={algo}", f"env={env}"])
+    other = compose([f"pruning={method}", f"algo={'a2c' if algo != 'a2c' else 'ppo'}", f"env={env}"])
     for key, value in tuned.items():
-        assert OmegaConf.select(compose(pair), f"pruning.{key}") == value
-        assert OmegaConf.select(compose(base), f"pruning.{key}") != value, f"{key} leaks to another algo"
+        assert OmegaConf.select(paired, f"pruning.{key}") == value
+        assert OmegaConf.select(other, f"pruning.{key}") != value, f"{key} leaks to another algo"
 
 
 def test_tuned_pruning_yields_to_the_command_line_and_to_other_methods() -> None:
