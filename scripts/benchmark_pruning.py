@@ -82,14 +82,18 @@ def stale(out: Path, run_overrides: list[str]) -> list[str]:
     saved = OmegaConf.to_container(OmegaConf.load(out / "config.yaml"), resolve=True)
     today = composed(run_overrides)
     for path, value in ADDED_KEYS.items():
-        parent, now = saved, today
-        for key in path[:-1]:
-            parent = parent.get(key) if isinstance(parent, dict) else None
-            now = now.get(key) if isinstance(now, dict) else None
+        parent, now = _node(saved, path[:-1]), _node(today, path[:-1])
         # Only where today's config has the key: a dense run's `pruning` node never gets one.
         if isinstance(parent, dict) and isinstance(now, dict) and path[-1] in now:
             parent.setdefault(path[-1], value)
     return differences(saved, today)
+
+
+def _node(tree: object, keys: tuple[str, ...]) -> object:
+    """The subtree of a config tree at ``keys`` (None where the path does not exist)."""
+    for key in keys:
+        tree = tree.get(key) if isinstance(tree, dict) else None
+    return tree
 
 
 def train(
