@@ -94,6 +94,15 @@ def test_env_ids_are_gymnasium_1x() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("algo", "env", "normalize"),
+    [("ppo", "cartpole", False), ("ppo", "lunarlander", True), ("dqn", "lunarlander", False), ("ppo", "hopper", True)],
+)
+def test_observation_and_reward_normalization_is_per_algo_and_env(algo: str, env: str, normalize: bool) -> None:
+    # PPO on LunarLander normalizes (unlike the zoo) so that its tanh critic does not saturate: algo_env only.
+    assert train_cfg([f"algo={algo}", f"env={env}"]).env.normalize is normalize
+
+
 def test_command_line_overrides_win_over_tuned_values() -> None:
     cfg = train_cfg(["env=lunarlander", "algo=dqn", "seed=3", "n_timesteps=200000", "algo.batch_size=7"])
     assert (cfg.seed, cfg.n_timesteps, cfg.algo.kwargs["batch_size"]) == (3, 200000, 7)
