@@ -89,6 +89,8 @@ class PruningConfig:
         the sparsity) or ``global`` (one network-wide ranking).
     :param probe_size: Recent states used to score importance.
     :param compensate: Fold each cut neuron's mean activation into the next layer's bias (mean replacement).
+    :param fan_in_lr: Multiply the updates of every layer fed by a pruned layer by ``(n_neurons / n_alive) **
+        fan_in_lr`` (1: muP's Adam rule, so a narrowed layer learns as fast as the dense one; 0: off).
     :param regularizer: The group-sparse regularizer.
     """
 
@@ -103,6 +105,7 @@ class PruningConfig:
     allocation: str = "layer"
     probe_size: int = 2048
     compensate: bool = False
+    fan_in_lr: float = 0.0
     regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
 
 
@@ -207,6 +210,8 @@ def _validate_pruning(p: PruningConfig) -> None:
         raise ConfigError("pruning.regularizer strengths must be >= 0")
     if p.probe_size < 1:
         raise ConfigError(f"pruning.probe_size must be >= 1, got {p.probe_size}")
+    if not 0.0 <= p.fan_in_lr <= 1.0:
+        raise ConfigError(f"pruning.fan_in_lr must be in [0, 1], got {p.fan_in_lr}")
 
 
 def train_config(data: dict[str, Any]) -> TrainConfig:

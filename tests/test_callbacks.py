@@ -162,3 +162,26 @@ def test_pruning_happens_after_training_not_between_rollout_and_update() -> None
     assert "prune" in changes
     # each pruning event directly follows a gradient phase (or ends training)
     assert all(changes[i - 1] == "train" for i, c in enumerate(changes) if c == "prune" and i > 0)
+
+
+@pytest.mark.parametrize(("algo", "env"), [("ppo", "cartpole"), ("sac", "hopper")])
+def test_fan_in_lr_scales_layers_fed_by_pruned_layers(algo: str, env: str) -> None:
+    cfg = train_cfg([*fast(algo, env), "pruning.sparsity=0.5", "pruning.value_sparsity=0.75", "pruning.fan_in_lr=1.0"])
+    model = build_model(cfg, make_env(cfg.env, seed=0))
+    callback = DynamicPruningCallback(cfg.pruning)
+    seen: list[dict[int, float]] = []
+    original_train = model.train
+
+    def train(*args, **kwargs) -> None:
+        seen.append({id(p): s for hooks in callback.fan_in_lrs for p, s in hooks.scales})
+        original_train(*args, **kwargs)
+
+    model.train = train  # type: ignore[method-assign]
+    model.learn(256, callback=callback)
+    assert len(callback.fan_in_lrs) == len(callback.optimizers)
+    readers = {id(c.weight): net.role for net in callback.nets for layer in net.layers for c in layer.consumers}
+    # [8, 8] layers: half of the policy's neurons left (scale 2), a quarter of the critics' (scale 4)
+    assert {readers[k]: s for k, s in seen[-1].items()} == {"policy": 2.0, "value": 4.0}
+    assert set(seen[-1]) == set(readers)
+    assert all(not hooks._handles for hooks in callback.fan_in_lrs)  # removed when learn() ends
+    _dead_groups_are_zero(model, callback.mask_state())

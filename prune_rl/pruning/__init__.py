@@ -5,6 +5,7 @@ Conventions: "sparsity" is always the fraction *removed* (0 = dense, 1 = empty).
 """
 
 from prune_rl.pruning.compensation import fold_mean_, mean_activations
+from prune_rl.pruning.fan_in import FanInLR, fan_in_scales
 from prune_rl.pruning.groups import HiddenLayer, PrunableNet, compact_weight_count, link_mirrors, mlp_layers
 from prune_rl.pruning.importance import (
     IMPORTANCES,
@@ -22,6 +23,7 @@ __all__ = [
     "ANCHORS",
     "IMPORTANCES",
     "CubicSparsity",
+    "FanInLR",
     "GroupLasso",
     "HiddenLayer",
     "NeuronMask",
@@ -30,6 +32,7 @@ __all__ = [
     "compact_weight_count",
     "cut_share",
     "deviation_importance",
+    "fan_in_scales",
     "fold_mean_",
     "layer_quota",
     "link_mirrors",

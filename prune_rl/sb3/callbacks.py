@@ -12,11 +12,13 @@ from prune_rl.config import PruningConfig
 from prune_rl.pruning import (
     IMPORTANCES,
     CubicSparsity,
+    FanInLR,
     GroupLasso,
     NeuronMask,
     PrunableNet,
     compact_weight_count,
     cut_share,
+    fan_in_scales,
     fold_mean_,
     layer_quota,
     mean_activations,
@@ -38,6 +40,9 @@ class DynamicPruningCallback(BaseCallback):
     - binary neuron masks whose threshold is recomputed every ``interval`` of training between ``begin`` and
       ``end``, from the importance of the neurons on recent states, so that the network's neuron sparsity
       follows a cubic schedule to ``sparsity`` (``value_sparsity`` for value/critic networks).
+
+    With ``fan_in_lr > 0`` the optimizer updates of layers fed by pruned layers are scaled up as their inputs
+    are removed (:class:`prune_rl.pruning.FanInLR`, the one part that acts on every gradient step).
 
     Both act at the start of a rollout, after the previous gradient phase: changing the policy between
     collecting a rollout and training on it would make PPO's stored log-probabilities stale. The states that
@@ -64,6 +69,7 @@ class DynamicPruningCallback(BaseCallback):
         self.thresholds: dict[str, float] = {}
         self.cut_shares: dict[str, float] = {}  # group-norm share removed by each network's last cut
         self.anchor_keep: dict[str, list[int] | None] = {}  # per layer, for regularizer.anchor=keep
+        self.fan_in_lrs: list[FanInLR] = []
         self.n_events = 0
         self._last_event = -1.0
         self._reg_done = 0.0  # progress up to which the regularizer has been applied
@@ -93,6 +99,8 @@ class DynamicPruningCallback(BaseCallback):
             self.thresholds[net.name] = 0.0
         for mask in self.masks.values():
             mask.apply_(self.optimizers)
+        self.fan_in_lrs = [FanInLR(opt) for opt in self.optimizers] if cfg.fan_in_lr > 0 else []
+        self._set_fan_in_scales()
 
     # -- training loop -----------------------------------------------------------------------------
 
@@ -120,6 +128,8 @@ class DynamicPruningCallback(BaseCallback):
 
     def _on_training_end(self) -> None:
         self._catch_up()
+        for hooks in self.fan_in_lrs:  # the optimizer steps as usual outside this callback's learn() call
+            hooks.remove()
         self._record()
         self.logger.dump(self.num_timesteps)
 
@@ -180,9 +190,19 @@ class DynamicPruningCallback(BaseCallback):
                     mask.alive = keep
                     mask.apply_(self.optimizers)
             self.lassos[net.name].set_importance(net_scores, new_alive, self.anchor_keep[net.name])
+        self._set_fan_in_scales()
         self._last_event = progress
         self.n_events += 1
         self._record()
+
+    def _set_fan_in_scales(self) -> None:
+        if not self.fan_in_lrs:
+            return
+        scales: dict[torch.Tensor, float] = {}
+        for net in self.nets:
+            scales.update(fan_in_scales(net.layers, [self.masks[la.name].alive for la in net.layers], self.cfg.fan_in_lr))
+        for hooks in self.fan_in_lrs:
+            hooks.set_scales(scales)
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """
