@@ -7,9 +7,11 @@ in fresh processes, interleaving the variants over repetitions so that machine n
 - ``sb3_1thread``: the same with ``torch.set_num_threads(1)`` (prune-rl's default ``torch_threads``);
 - ``dense``: ``prune-rl train pruning=none eval.freq=0`` (no periodic evaluation, like the SB3 script);
 - ``dsp``: ``prune-rl train pruning=dsp eval.freq=0``;
+- ``dsp_fan_in``: the same with ``pruning.fan_in_lr=1.0`` (optimizer step hooks: the one per-step cost);
 - ``dense_eval`` / ``dsp_eval``: the same with the default periodic evaluation (10 evaluations of 10 episodes).
 
 Times are of ``learn()`` alone (``results.json`` ``wall_seconds`` for prune-rl). Writes a markdown table.
+``--env`` and ``--n-timesteps`` time the prune-rl variants on another task (the ``sb3`` ones are CartPole's).
 
 ``--in-process`` instead times, in one process and interleaved, ``learn()`` of the model SB3 builds directly and of
 the model prune-rl builds from its configs (with its TensorBoard/CSV/stdout logger), both on one thread: the
@@ -17,6 +19,7 @@ runner's own cost, free of process start-up and of other processes' noise.
 
     python scripts/bench_overhead.py --reps 3
     python scripts/bench_overhead.py --in-process --reps 3 --n-timesteps 25000
+    python scripts/bench_overhead.py --env walker2d --n-timesteps 50000 --variants dsp dsp_fan_in --table /tmp/w.md
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ VARIANTS: dict[str, list[str] | None] = {
     "sb3_1thread": None,
     "dense": ["pruning=none", "eval.freq=0"],
     "dsp": ["pruning=dsp", "eval.freq=0"],
+    "dsp_fan_in": ["pruning=dsp", "pruning.fan_in_lr=1.0", "eval.freq=0"],
     "dense_eval": ["pruning=none"],
     "dsp_eval": ["pruning=dsp"],
 }
@@ -132,10 +136,12 @@ def sb3_worker(seed: int, threads: int, out: Path) -> None:
     out.write_text(json.dumps(result))
 
 
-def run_variant(name: str, seed: int, workdir: Path) -> dict:
+def run_variant(name: str, seed: int, workdir: Path, env: str = "cartpole", n_timesteps: int | None = None) -> dict:
     out = workdir / f"{name}_seed{seed}"
     overrides = VARIANTS[name]
     if overrides is None:
+        if env != "cartpole" or n_timesteps is not None:
+            raise SystemExit(f"variant {name} is SB3 on CartPole-v1 for 100k steps only")
         threads = 1 if name == "sb3_1thread" else 0
         out.mkdir(parents=True)
         cmd = [
@@ -156,11 +162,12 @@ def run_variant(name: str, seed: int, workdir: Path) -> dict:
         "-m",
         "prune_rl.cli",
         "train",
-        "env=cartpole",
+        f"env={env}",
         "algo=ppo",
         f"seed={seed}",
         "progress_bar=false",
         f"hydra.run.dir={out}",
+        *([f"n_timesteps={n_timesteps}"] if n_timesteps else []),
         *overrides,
     ]
     subprocess.run(cmd, check=True, capture_output=True)
@@ -174,7 +181,8 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--table", type=Path, default=None, help="default: results/overhead.md (or overhead_inprocess.md)")
     parser.add_argument("--in-process", action="store_true", help="time SB3-built vs prune-rl-built models in one process")
-    parser.add_argument("--n-timesteps", type=int, default=100_000, help="with --in-process")
+    parser.add_argument("--n-timesteps", type=int, default=None, help="default: 100000 with --in-process, else the task's")
+    parser.add_argument("--env", default="cartpole", help="task of the prune-rl variants")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
@@ -184,7 +192,7 @@ def main() -> None:
         sb3_worker(args.seed, args.threads, args.out)
         return
     if args.in_process:
-        in_process(args.reps, args.n_timesteps, args.table or Path("results/overhead_inprocess.md"))
+        in_process(args.reps, args.n_timesteps or 100_000, args.table or Path("results/overhead_inprocess.md"))
         return
     args.table = args.table or Path("results/overhead.md")
 
@@ -194,7 +202,7 @@ def main() -> None:
             for k, name in enumerate(args.variants):
                 # rotate the order each repetition so no variant always runs first
                 name = args.variants[(k + rep) % len(args.variants)]
-                result = run_variant(name, rep, Path(tmp))
+                result = run_variant(name, rep, Path(tmp), args.env, args.n_timesteps)
                 rows[name].append(result)
                 print(f"rep {rep} {name:12s} {result['wall_seconds']:6.1f} s  return {result['mean_return']:.1f}", flush=True)
 
@@ -208,11 +216,12 @@ def main() -> None:
         med = statistics.median(r["wall_seconds"] for r in results)
         returns = ", ".join(f"{r['mean_return']:.0f}" for r in results)
         lines.append(f"| {name} | {med:.1f} | {med / base:.2f} | {returns} |")
-    if "dense" in rows and "dsp" in rows:
-        ratio = statistics.median(r["wall_seconds"] for r in rows["dsp"]) / statistics.median(
-            r["wall_seconds"] for r in rows["dense"]
-        )
-        lines.append(f"\nPruning overhead (dsp / dense, no periodic evaluation): **{ratio:.2f}x**")
+    for variant in ("dsp", "dsp_fan_in"):
+        if "dense" in rows and variant in rows:
+            ratio = statistics.median(r["wall_seconds"] for r in rows[variant]) / statistics.median(
+                r["wall_seconds"] for r in rows["dense"]
+            )
+            lines.append(f"\nPruning overhead ({variant} / dense, no periodic evaluation): **{ratio:.2f}x**")
     args.table.parent.mkdir(parents=True, exist_ok=True)
     args.table.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -35,6 +35,7 @@ METHODS = ("none", "dsp")
 ADDED_KEYS: dict[tuple[str, ...], object] = {
     ("pruning", "regularizer", "anchor"): "mean",
     ("pruning", "compensate"): False,
+    ("pruning", "fan_in_lr"): 0.0,
 }
 
 
