@@ -41,13 +41,13 @@ class DynamicPruningCallback(BaseCallback):
       ``end``, from the importance of the neurons on recent states, so that the network's neuron sparsity
       follows a cubic schedule to ``sparsity`` (``value_sparsity`` for value/critic networks).
 
-    With ``fan_in_lr > 0`` the optimizer updates of layers fed by pruned layers are scaled up as their inputs
-    are removed (:class:`prune_rl.pruning.FanInLR`, the one part that acts on every gradient step).
-
     Both act at the start of a rollout, after the previous gradient phase: changing the policy between
     collecting a rollout and training on it would make PPO's stored log-probabilities stale. The states that
     score importance are captured at the end of the previous rollout. Calling ``learn()`` again with the same
     callback keeps its masks and starts a new schedule over the new call.
+
+    With ``fan_in_lr > 0`` the optimizer updates of layers fed by pruned layers are scaled up as their inputs
+    are removed (:class:`prune_rl.pruning.FanInLR`, the one part that acts on every gradient step).
 
     Method after "Compressing Deep Reinforcement Learning Networks with a Dynamic Structured Pruning Method
     for Autonomous Driving" (Su et al., arXiv 2402.05146).
