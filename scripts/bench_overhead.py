@@ -216,11 +216,10 @@ def main() -> None:
         med = statistics.median(r["wall_seconds"] for r in results)
         returns = ", ".join(f"{r['mean_return']:.0f}" for r in results)
         lines.append(f"| {name} | {med:.1f} | {med / base:.2f} | {returns} |")
+    medians = {name: statistics.median(r["wall_seconds"] for r in results) for name, results in rows.items()}
     for variant in ("dsp", "dsp_fan_in"):
         if "dense" in rows and variant in rows:
-            ratio = statistics.median(r["wall_seconds"] for r in rows[variant]) / statistics.median(
-                r["wall_seconds"] for r in rows["dense"]
-            )
+            ratio = medians[variant] / medians["dense"]
             lines.append(f"\nPruning overhead ({variant} / dense, no periodic evaluation): **{ratio:.2f}x**")
     args.table.parent.mkdir(parents=True, exist_ok=True)
     args.table.write_text("\n".join(lines) + "\n")

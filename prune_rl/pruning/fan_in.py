@@ -66,6 +66,7 @@ class FanInLR:
         :param scales: ``{parameter: scale}``, e.g. from :func:`fan_in_scales`.
         """
         self.scales = [(p, s) for p, s in scales.items() if id(p) in self._owned and s != 1.0]
+        self._before = [torch.empty_like(p) for p, _ in self.scales]  # reused every step: no allocation there
         if self.scales and not self._handles:
             self._handles = [
                 self.optimizer.register_step_pre_hook(self._pre_step),
@@ -80,10 +81,10 @@ class FanInLR:
 
     @torch.no_grad()
     def _pre_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        self._before = [p.detach().clone() for p, _ in self.scales]
+        for (param, _), before in zip(self.scales, self._before, strict=True):
+            before.copy_(param)
 
     @torch.no_grad()
     def _post_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         for (param, scale), before in zip(self.scales, self._before, strict=True):
             param.add_(param - before, alpha=scale - 1.0)  # before + scale * (after - before)
-        self._before = []
