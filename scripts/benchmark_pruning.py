@@ -6,11 +6,16 @@ over several sessions. A finished run whose ``config.yaml`` differs from what th
 trained again with ``--rerun-stale``, so that one table never mixes two versions of a method. Writes a
 markdown and a CSV table of the finished runs.
 
+Returns are each run's final evaluation (``eval.n_episodes``, 10 by default). ``--eval-episodes N`` evaluates
+every finished run again over N episodes from its saved model (same seed, so the first episodes repeat the final
+evaluation's), caches the result in the run directory as ``eval_<N>ep.json``, and tabulates that instead.
+
 Examples::
 
     python scripts/benchmark_pruning.py --envs cartpole --seeds 0 1 2
     python scripts/benchmark_pruning.py --envs hopper --seeds 0 --jobs 2 --n-timesteps 300000
     python scripts/benchmark_pruning.py --table-only        # rebuild the tables from finished runs
+    python scripts/benchmark_pruning.py --table-only --eval-episodes 50   # returns over 50 episodes per run
     python scripts/benchmark_pruning.py --envs cartpole --rerun-stale   # retrain runs made with old defaults
 """
 
@@ -154,14 +159,40 @@ def _mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.1f} ± {statistics.pstdev(values):.1f}"
 
 
-def table(root: Path) -> list[dict]:
+def reevaluate(out: Path, n_episodes: int) -> dict:
+    """
+    A finished run's deterministic evaluation over ``n_episodes``, cached in ``eval_<n_episodes>ep.json``.
+
+    :param out: The run directory.
+    :param n_episodes: Episodes.
+    :return: ``{env_id, algo, mean_return, std_return, n_episodes, deterministic}``.
+    """
+    cache = out / f"eval_{n_episodes}ep.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    from prune_rl.evaluate import evaluate_run
+
+    start = time.perf_counter()
+    result = evaluate_run(out, n_episodes=n_episodes)
+    print(f"evaluated {out.name} over {n_episodes} episodes in {time.perf_counter() - start:.0f} s", flush=True)
+    cache.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def table(root: Path, eval_episodes: int | None = None) -> list[dict]:
     """
     Aggregate finished runs per (env, algo, budget).
 
     No wall-time ratio here: dense and pruned runs of a task may have run at different times and loads; the
     pruning overhead is measured by ``scripts/bench_overhead.py``, interleaved in one run.
+
+    :param root: The benchmark root.
+    :param eval_episodes: Evaluate every run again over this many episodes (None: the runs' final evaluations).
     """
     runs = [json.loads(p.read_text()) | {"dir": p.parent.name} for p in sorted((root / "runs").glob("*/results.json"))]
+    if eval_episodes:
+        for r in runs:
+            r["eval"] = reevaluate(root / "runs" / r["dir"], eval_episodes)
     groups: dict[tuple, dict[str, list[dict]]] = {}
     for r in runs:
         key = (r["env_id"], r["algo"], r["n_timesteps"])
@@ -185,6 +216,7 @@ def table(root: Path) -> list[dict]:
                 "timesteps": budget,
                 "seeds_dense": len(dense),
                 "seeds_pruned": len(pruned),
+                "eval_episodes": "/".join(sorted({str(r["eval"]["n_episodes"]) for r in dense + pruned})),
                 "return_dense": _mean_std(d_ret),
                 "return_pruned": _mean_std(p_ret),
                 "return_ratio": f"{ratio:.3f}" if ratio is not None else "-",
@@ -226,8 +258,13 @@ def main() -> None:
     parser.add_argument("--table", type=Path, default=Path("results/pruning_benchmark.md"))
     parser.add_argument("--table-only", action="store_true", help="only rebuild the tables")
     parser.add_argument("--rerun-stale", action="store_true", help="retrain runs whose config changed since")
+    parser.add_argument(
+        "--eval-episodes", type=int, default=None, help="evaluate finished runs again over N episodes for the tables"
+    )
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = parser.parse_intermixed_args()  # overrides may come before and after options
+    if args.eval_episodes is not None and args.eval_episodes < 1:
+        parser.error(f"--eval-episodes must be at least 1, got {args.eval_episodes}")
 
     ok = True
     if not args.table_only:
@@ -244,7 +281,7 @@ def main() -> None:
                 return (out / "results.json").is_file()
 
             ok = all(list(pool.map(one, todo)))
-    write_tables(table(args.root), args.table, "python " + " ".join(sys.argv))
+    write_tables(table(args.root, args.eval_episodes), args.table, "python " + " ".join(sys.argv))
     if not ok:
         sys.exit(1)
 

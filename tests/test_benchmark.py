@@ -63,6 +63,25 @@ def test_benchmark_resumes_and_retrains_only_stale_runs(tmp_path: Path) -> None:
     assert len(list((tmp_path / "stale").glob("cartpole__ppo__dsp__seed0_256.*/results.json"))) == 1
 
 
+def test_eval_episodes_evaluates_every_run_again_once_and_tabulates_it(tmp_path: Path) -> None:
+    import json
+
+    _bench(tmp_path)
+    run = tmp_path / "runs" / "cartpole__ppo__dsp__seed0_256"
+    final = json.loads((run / "results.json").read_text())["eval"]
+    [row] = csv.DictReader(open(tmp_path / "table.csv"))
+    assert row["eval_episodes"] == str(final["n_episodes"])
+
+    out = _bench(tmp_path, "--table-only", "--eval-episodes", "3")
+    assert "evaluated cartpole__ppo__dsp__seed0_256 over 3 episodes" in out
+    again = json.loads((run / "eval_3ep.json").read_text())
+    assert again["n_episodes"] == 3 and again["env_id"] == "CartPole-v1"
+    [row] = csv.DictReader(open(tmp_path / "table.csv"))
+    assert row["eval_episodes"] == "3" and row["return_pruned"] == f"{again['mean_return']:.1f}"
+
+    assert "evaluated" not in _bench(tmp_path, "--table-only", "--eval-episodes", "3")  # cached
+
+
 def test_a_run_made_before_a_key_existed_is_read_with_that_keys_old_behaviour(tmp_path: Path) -> None:
     from omegaconf import OmegaConf
 
