@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -64,8 +65,6 @@ def test_benchmark_resumes_and_retrains_only_stale_runs(tmp_path: Path) -> None:
 
 
 def test_eval_episodes_evaluates_every_run_again_once_and_tabulates_it(tmp_path: Path) -> None:
-    import json
-
     _bench(tmp_path)
     run = tmp_path / "runs" / "cartpole__ppo__dsp__seed0_256"
     final = json.loads((run / "results.json").read_text())["eval"]
