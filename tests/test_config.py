@@ -60,8 +60,8 @@ def test_every_tuned_pruning_applies_to_its_pair_only(name: str) -> None:
 
 
 def test_tuned_pruning_yields_to_the_command_line_and_to_other_methods() -> None:
-    assert compose(["env=lunarlander", "pruning.regularizer.strength=2.5"]).pruning.regularizer.strength == 2.5
-    assert OmegaConf.to_container(compose(["env=lunarlander", "pruning=none"]).pruning) == {"name": "none"}
+    assert compose(["env=walker2d", "pruning.regularizer.strength=2.5"]).pruning.regularizer.strength == 2.5
+    assert OmegaConf.to_container(compose(["env=walker2d", "pruning=none"]).pruning) == {"name": "none"}
 
 
 @pytest.mark.parametrize("launcher", _options("hydra/launcher"))
