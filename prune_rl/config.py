@@ -88,7 +88,10 @@ class PruningConfig:
     :param allocation: How kept neurons are shared among a network's layers: ``layer`` (each layer reaches
         the sparsity) or ``global`` (one network-wide ranking).
     :param probe_size: Recent states used to score importance.
-    :param compensate: Fold each cut neuron's mean activation into the next layer's bias (mean replacement).
+    :param compensate: What a cut folds into the layers the cut neurons fed: ``none``, ``mean`` (their mean
+        activation, into the next bias: mean replacement) or ``linear`` (their least-squares estimate from the
+        kept neurons, into the next weights and bias). ``false`` and ``true``, from configs written before
+        ``linear`` existed, read as ``none`` and ``mean``.
     :param fan_in_lr: Multiply the updates of every layer fed by a pruned layer by ``(n_neurons / n_alive) **
         fan_in_lr`` (1: muP's Adam rule, so a narrowed layer learns as fast as the dense one; 0: off).
     :param regularizer: The group-sparse regularizer.
@@ -104,7 +107,7 @@ class PruningConfig:
     min_neurons: int = 2
     allocation: str = "layer"
     probe_size: int = 2048
-    compensate: bool = False
+    compensate: str = "none"
     fan_in_lr: float = 0.0
     regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
 
@@ -225,6 +228,8 @@ def train_config(data: dict[str, Any]) -> TrainConfig:
     data = {k: v for k, v in data.items() if k != "hydra"}
     algo = dict(data["algo"])
     pruning = dict(data.get("pruning", {}))
+    if isinstance(pruning.get("compensate"), bool):  # the key was a switch for mean replacement until 2026-11-22
+        pruning["compensate"] = "mean" if pruning["compensate"] else "none"
     if "regularizer" in pruning:
         pruning["regularizer"] = _build(RegularizerConfig, pruning["regularizer"], "pruning.regularizer")
     sections = {

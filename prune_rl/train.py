@@ -19,7 +19,7 @@ from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalizati
 
 from prune_rl.config import ConfigError, TrainConfig
 from prune_rl.environment import action_kind, make_env
-from prune_rl.pruning import ALLOCATIONS, ANCHORS, IMPORTANCES
+from prune_rl.pruning import ALLOCATIONS, ANCHORS, COMPENSATIONS, IMPORTANCES
 from prune_rl.registry import ACTION_SPACES, ALGOS, algo_kwargs
 from prune_rl.sb3.callbacks import DynamicPruningCallback
 
@@ -70,6 +70,8 @@ def build_pruner(cfg: TrainConfig) -> DynamicPruningCallback | None:
         raise ConfigError(f"unknown pruning.importance {cfg.pruning.importance!r} (known: {', '.join(IMPORTANCES)})")
     if cfg.pruning.allocation not in ALLOCATIONS:
         raise ConfigError(f"unknown pruning.allocation {cfg.pruning.allocation!r} (known: {', '.join(ALLOCATIONS)})")
+    if cfg.pruning.compensate not in COMPENSATIONS:
+        raise ConfigError(f"unknown pruning.compensate {cfg.pruning.compensate!r} (known: {', '.join(COMPENSATIONS)})")
     anchor = cfg.pruning.regularizer.anchor
     if anchor not in ANCHORS:
         raise ConfigError(f"unknown pruning.regularizer.anchor {anchor!r} (known: {', '.join(ANCHORS)})")

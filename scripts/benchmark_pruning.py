@@ -39,8 +39,12 @@ METHODS = ("none", "dsp")
 # behaviour there was before the key existed). A run that lacks such a key is read as having this value.
 ADDED_KEYS: dict[tuple[str, ...], object] = {
     ("pruning", "regularizer", "anchor"): "mean",
-    ("pruning", "compensate"): False,
+    ("pruning", "compensate"): "none",
     ("pruning", "fan_in_lr"): 0.0,
+}
+# Values a key once took that now read differently (same behaviour, new spelling).
+RENAMED_VALUES: dict[tuple[str, ...], dict[object, object]] = {
+    ("pruning", "compensate"): {False: "none", True: "mean"},
 }
 
 
@@ -92,6 +96,11 @@ def stale(out: Path, run_overrides: list[str]) -> list[str]:
         # Only where today's config has the key: a dense run's `pruning` node never gets one.
         if isinstance(parent, dict) and isinstance(now, dict) and path[-1] in now:
             parent.setdefault(path[-1], value)
+    for path, renames in RENAMED_VALUES.items():
+        parent = _node(saved, path[:-1])
+        if isinstance(parent, dict) and path[-1] in parent:
+            old = parent[path[-1]]
+            parent[path[-1]] = renames.get(old, old)
     return differences(saved, today)
 
 

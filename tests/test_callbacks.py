@@ -47,7 +47,7 @@ def test_short_run_ends_with_masked_neurons(algo: str, env: str, tmp_path) -> No
 def test_mean_replacement_keeps_pruned_neurons_zero(algo: str, env: str, arch: str, tmp_path) -> None:
     # [8, 4] at 75%: the second layer reaches its 2 neurons before the first, so later cuts of the first layer
     # fold into the biases of a layer with dead neurons; those must stay zero.
-    overrides = [*fast(algo, env), f"++algo.policy_kwargs.net_arch={arch}", "pruning.compensate=true"]
+    overrides = [*fast(algo, env), f"++algo.policy_kwargs.net_arch={arch}", "pruning.compensate=mean"]
     cfg = train_cfg([*overrides, "pruning.sparsity=0.75", "pruning.value_sparsity=0.75"])
     results = run(cfg, tmp_path)
     model = ALGO_CLASSES[algo].load(tmp_path / "model.zip", device="cpu")

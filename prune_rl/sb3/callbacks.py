@@ -19,11 +19,12 @@ from prune_rl.pruning import (
     compact_weight_count,
     cut_share,
     fan_in_scales,
+    fold_linear_,
     fold_mean_,
     layer_quota,
-    mean_activations,
     select_alive,
 )
+from prune_rl.pruning.importance import probe_activations
 from prune_rl.sb3.networks import Probe, optimizers, prunable_nets
 
 
@@ -172,7 +173,8 @@ class DynamicPruningCallback(BaseCallback):
         self.model.policy.set_training_mode(False)
         names = [la.name for la in layers]
         scores = dict(zip(names, self.importance(layers, self.probe), strict=True))
-        means = dict(zip(names, mean_activations(layers, self.probe), strict=True)) if self.cfg.compensate else {}
+        compensate = self.cfg.compensate
+        acts = dict(zip(names, probe_activations(layers, self.probe, "compensation"), strict=True)) if compensate != "none" else {}
         self.model.policy.set_training_mode(was_training)
         for net in self.nets:
             alive = [self.masks[la.name].alive for la in net.layers]
@@ -185,8 +187,10 @@ class DynamicPruningCallback(BaseCallback):
             for layer, keep in zip(net.layers, new_alive, strict=True):
                 mask = self.masks[layer.name]
                 if not torch.equal(keep, mask.alive):
-                    if self.cfg.compensate:
-                        fold_mean_(layer, mask.alive & ~keep, means[layer.name])
+                    if compensate == "mean":
+                        fold_mean_(layer, mask.alive & ~keep, acts[layer.name].mean(dim=0))
+                    elif compensate == "linear":
+                        fold_linear_(layer, keep, mask.alive & ~keep, acts[layer.name])
                     mask.alive = keep
                     mask.apply_(self.optimizers)
             self.lassos[net.name].set_importance(net_scores, new_alive, self.anchor_keep[net.name])

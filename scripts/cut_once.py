@@ -1,0 +1,109 @@
+"""How much of a trained agent's return survives one cut, without any training after it.
+
+Loads a finished run (``model.zip``, ``vecnormalize.pkl``), records the states its deterministic policy visits,
+and for each sparsity and each compensation cuts the policy's hidden neurons once (scored by the run's
+importance criterion on those states, the layer allocation of ``select_alive``) and evaluates the cut agent. It
+isolates what a cut takes from a network that carries a learned behaviour, which training-time pruning has to win
+back: ``none`` drops the neurons, ``mean`` folds their mean activation into the next layer's bias and ``linear``
+also their least-squares estimate from the kept neurons (``prune_rl.pruning.fold_linear_``). The value network
+is left dense (it does not act).
+
+Example::
+
+    python scripts/cut_once.py outputs/tuning/walker_seed4/runs/walker2d__ppo__none__seed4_500000 \\
+        --sparsities 0.25 0.5 0.75 0.9 0.95 --episodes 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from stable_baselines3.common.vec_env import VecNormalize
+
+from prune_rl.config import train_config
+from prune_rl.environment import make_env
+from prune_rl.pruning import IMPORTANCES, NeuronMask, fold_linear_, fold_mean_, select_alive
+from prune_rl.pruning.importance import probe_activations
+from prune_rl.registry import ALGOS
+from prune_rl.sb3.networks import Probe, prunable_nets
+from prune_rl.train import MODEL_FILE, VECNORMALIZE_FILE, evaluate
+
+COMPENSATIONS = ("none", "mean", "linear")
+
+
+def visited_states(model, cfg, vecnorm: Path | None, n_states: int) -> torch.Tensor:  # noqa: ANN001
+    """Normalised observations of the deterministic policy, on an env seeded apart from the evaluation's."""
+    env = make_env(cfg.env, seed=cfg.seed + 10_000, n_envs=1, training=False)
+    if isinstance(env, VecNormalize) and vecnorm is not None:
+        env = VecNormalize.load(str(vecnorm), env.venv)
+        env.training, env.norm_reward = False, False
+    obs, states = env.reset(), []
+    while len(states) < n_states:
+        states.append(obs[0].copy())
+        action, _ = model.predict(obs, deterministic=True)
+        obs, _, _, _ = env.step(action)
+    env.close()
+    return torch.as_tensor(np.stack(states), dtype=torch.float32)
+
+
+def cut(model, cfg, states: torch.Tensor, sparsity: float, compensation: str) -> int:  # noqa: ANN001
+    """Cut the policy network once in place; return its alive hidden neurons."""
+    probe = Probe(model, len(states))
+    probe.batch = (states, None)
+    nets = [net for net in prunable_nets(model) if net.role == "policy"]
+    layers = [layer for net in nets for layer in net.layers]
+    model.policy.set_training_mode(False)
+    scores = IMPORTANCES[cfg.pruning.importance](layers, probe)
+    acts = probe_activations(layers, probe, "compensation")
+    alive = [torch.ones(layer.n_neurons, dtype=torch.bool) for layer in layers]
+    new_alive, _ = select_alive(scores, alive, sparsity, cfg.pruning.min_neurons)
+    for layer, old, keep, act in zip(layers, alive, new_alive, acts, strict=True):
+        if compensation == "mean":
+            fold_mean_(layer, old & ~keep, act.mean(dim=0))
+        elif compensation == "linear":
+            fold_linear_(layer, keep, old & ~keep, act)
+        NeuronMask(layer, keep).apply_()
+    return sum(int(k.sum()) for k in new_alive)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir", type=Path, help="a finished run directory")
+    parser.add_argument("--sparsities", type=float, nargs="+", default=[0.5, 0.75, 0.9, 0.95])
+    parser.add_argument("--compensations", nargs="+", choices=COMPENSATIONS, default=list(COMPENSATIONS))
+    parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes per cut agent")
+    parser.add_argument("--states", type=int, default=2048, help="visited states that score and fit the cut")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args()
+
+    data = OmegaConf.to_container(OmegaConf.load(args.run_dir / "config.yaml"), resolve=True)
+    assert isinstance(data, dict)
+    cfg = train_config({str(k): v for k, v in data.items()})
+    cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, n_episodes=args.episodes, deterministic=True))
+    vecnorm = args.run_dir / VECNORMALIZE_FILE if cfg.env.normalize else None
+
+    def load():  # noqa: ANN202
+        return ALGOS[cfg.algo.name].load(args.run_dir / MODEL_FILE, device="cpu")
+
+    states = visited_states(load(), cfg, vecnorm, args.states)
+    rows = [{"sparsity": 0.0, "compensation": "-", "alive": None, **evaluate(load(), cfg, vecnormalize=vecnorm)}]
+    print(f"dense: {rows[0]['mean_return']:.1f} ± {rows[0]['std_return']:.1f}", flush=True)
+    for sparsity in args.sparsities:
+        for compensation in args.compensations:
+            model = load()
+            alive = cut(model, cfg, states, sparsity, compensation)
+            result = evaluate(model, cfg, vecnormalize=vecnorm)
+            rows.append({"sparsity": sparsity, "compensation": compensation, "alive": alive, **result})
+            print(f"{sparsity:.2f} {compensation:>6} ({alive} alive): {result['mean_return']:.1f} ± {result['std_return']:.1f}", flush=True)
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
