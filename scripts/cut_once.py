@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from omegaconf import OmegaConf
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
-from prune_rl.config import train_config
+from prune_rl.config import TrainConfig, train_config
 from prune_rl.environment import make_env
 from prune_rl.pruning import IMPORTANCES, NeuronMask, fold_linear_, fold_mean_, select_alive
 from prune_rl.pruning.importance import probe_activations
@@ -37,14 +38,15 @@ from prune_rl.train import MODEL_FILE, VECNORMALIZE_FILE, evaluate
 COMPENSATIONS = ("none", "mean", "linear")
 
 
-def visited_states(model, cfg, vecnorm: Path | None, n_states: int) -> torch.Tensor:  # noqa: ANN001
+def visited_states(model: BaseAlgorithm, cfg: TrainConfig, vecnorm: Path | None, n_states: int) -> torch.Tensor:
     """Normalised observations of the deterministic policy, on an env seeded apart from the evaluation's."""
     env = make_env(cfg.env, seed=cfg.seed + 10_000, n_envs=1, training=False)
     if isinstance(env, VecNormalize) and vecnorm is not None:
         env = VecNormalize.load(str(vecnorm), env.venv)
         env.training, env.norm_reward = False, False
-    obs, states = env.reset(), []
+    obs, states = env.reset(), list[np.ndarray]()
     while len(states) < n_states:
+        assert isinstance(obs, np.ndarray)
         states.append(obs[0].copy())
         action, _ = model.predict(obs, deterministic=True)
         obs, _, _, _ = env.step(action)
@@ -52,7 +54,7 @@ def visited_states(model, cfg, vecnorm: Path | None, n_states: int) -> torch.Ten
     return torch.as_tensor(np.stack(states), dtype=torch.float32)
 
 
-def cut(model, cfg, states: torch.Tensor, sparsity: float, compensation: str) -> int:  # noqa: ANN001
+def cut(model: BaseAlgorithm, cfg: TrainConfig, states: torch.Tensor, sparsity: float, compensation: str) -> int:
     """Cut the policy network once in place; return its alive hidden neurons."""
     probe = Probe(model, len(states))
     probe.batch = (states, None)
@@ -88,7 +90,7 @@ def main() -> None:
     cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, n_episodes=args.episodes, deterministic=True))
     vecnorm = args.run_dir / VECNORMALIZE_FILE if cfg.env.normalize else None
 
-    def load():  # noqa: ANN202
+    def load() -> BaseAlgorithm:
         return ALGOS[cfg.algo.name].load(args.run_dir / MODEL_FILE, device="cpu")
 
     states = visited_states(load(), cfg, vecnorm, args.states)
@@ -100,7 +102,8 @@ def main() -> None:
             alive = cut(model, cfg, states, sparsity, compensation)
             result = evaluate(model, cfg, vecnormalize=vecnorm)
             rows.append({"sparsity": sparsity, "compensation": compensation, "alive": alive, **result})
-            print(f"{sparsity:.2f} {compensation:>6} ({alive} alive): {result['mean_return']:.1f} ± {result['std_return']:.1f}", flush=True)
+            mean, std = result["mean_return"], result["std_return"]
+            print(f"{sparsity:.2f} {compensation:>6} ({alive} alive): {mean:.1f} ± {std:.1f}", flush=True)
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1) + "\n")
 

@@ -43,11 +43,19 @@ def test_short_run_ends_with_masked_neurons(algo: str, env: str, tmp_path) -> No
         assert set(stats["alive_per_layer"].values()) == {4}  # layer allocation: half of each [8, 8] layer
 
 
-@pytest.mark.parametrize(("algo", "env", "arch"), [("ppo", "cartpole", "{pi:[8,4],vf:[8,4]}"), ("sac", "hopper", "[8,4]")])
-def test_mean_replacement_keeps_pruned_neurons_zero(algo: str, env: str, arch: str, tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("algo", "env", "arch", "compensate"),
+    [
+        ("ppo", "cartpole", "{pi:[8,4],vf:[8,4]}", "mean"),
+        ("sac", "hopper", "[8,4]", "mean"),
+        ("ppo", "cartpole", "{pi:[8,4],vf:[8,4]}", "linear"),
+        ("sac", "hopper", "[8,4]", "linear"),
+    ],
+)
+def test_compensation_keeps_pruned_neurons_zero(algo: str, env: str, arch: str, compensate: str, tmp_path) -> None:
     # [8, 4] at 75%: the second layer reaches its 2 neurons before the first, so later cuts of the first layer
-    # fold into the biases of a layer with dead neurons; those must stay zero.
-    overrides = [*fast(algo, env), f"++algo.policy_kwargs.net_arch={arch}", "pruning.compensate=mean"]
+    # fold into a layer with dead neurons; those must stay zero.
+    overrides = [*fast(algo, env), f"++algo.policy_kwargs.net_arch={arch}", f"pruning.compensate={compensate}"]
     cfg = train_cfg([*overrides, "pruning.sparsity=0.75", "pruning.value_sparsity=0.75"])
     results = run(cfg, tmp_path)
     model = ALGO_CLASSES[algo].load(tmp_path / "model.zip", device="cpu")

@@ -126,6 +126,12 @@ def test_invalid_values_are_named(override: str, message: str) -> None:
     assert message in str(info.value)
 
 
+@pytest.mark.parametrize(("value", "read"), [("true", "mean"), ("false", "none"), ("linear", "linear")])
+def test_compensate_reads_the_switch_it_used_to_be(value: str, read: str) -> None:
+    # Run directories written before `linear` existed say `compensate: true` (mean replacement) or `false`.
+    assert train_cfg([f"pruning.compensate={value}"]).pruning.compensate == read
+
+
 def test_unknown_top_level_key_is_named() -> None:
     data = OmegaConf.to_container(compose([]), resolve=True)
     assert isinstance(data, dict)

@@ -55,6 +55,11 @@ def test_unknown_anchor_is_named(tmp_path) -> None:
         run(train_cfg([*fast("ppo", "cartpole"), "pruning.regularizer.anchor=max"]), tmp_path)
 
 
+def test_unknown_compensation_is_named(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown pruning\.compensate 'exact' \(known: none, mean, linear\)"):
+        run(train_cfg([*fast("ppo", "cartpole"), "pruning.compensate=exact"]), tmp_path)
+
+
 def test_unknown_allocation_is_named(tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"unknown pruning\.allocation 'uniform' \(known: layer, global\)"):
         run(train_cfg([*fast("ppo", "cartpole"), "pruning.allocation=uniform"]), tmp_path)

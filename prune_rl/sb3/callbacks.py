@@ -173,8 +173,9 @@ class DynamicPruningCallback(BaseCallback):
         self.model.policy.set_training_mode(False)
         names = [la.name for la in layers]
         scores = dict(zip(names, self.importance(layers, self.probe), strict=True))
-        compensate = self.cfg.compensate
-        acts = dict(zip(names, probe_activations(layers, self.probe, "compensation"), strict=True)) if compensate != "none" else {}
+        compensate, acts = self.cfg.compensate, {}
+        if compensate != "none":
+            acts = dict(zip(names, probe_activations(layers, self.probe, "compensation"), strict=True))
         self.model.policy.set_training_mode(was_training)
         for net in self.nets:
             alive = [self.masks[la.name].alive for la in net.layers]
