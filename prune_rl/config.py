@@ -78,7 +78,8 @@ class RegularizerConfig:
 class PruningConfig:
     """
     :param name: ``none`` (dense) or a key of :data:`prune_rl.registry.PRUNERS`.
-    :param importance: Neuron importance criterion: ``activation``, ``deviation``, ``taylor`` or ``magnitude``.
+    :param importance: Neuron importance criterion: ``activation``, ``deviation``, ``taylor``, ``magnitude`` or
+        ``reconstruction``.
     :param sparsity: Final neuron sparsity of the deployed (policy) network.
     :param value_sparsity: Final neuron sparsity of value/critic networks.
     :param begin: Fraction of training where pruning starts.

@@ -2,11 +2,11 @@
 
 Loads a finished run (``model.zip``, ``vecnormalize.pkl``), records the states its deterministic policy visits,
 and for each sparsity and each compensation cuts the policy's hidden neurons once (scored by the run's
-importance criterion on those states, the layer allocation of ``select_alive``) and evaluates the cut agent. It
-isolates what a cut takes from a network that carries a learned behaviour, which training-time pruning has to win
-back: ``none`` drops the neurons, ``mean`` folds their mean activation into the next layer's bias and ``linear``
-also their least-squares estimate from the kept neurons (``prune_rl.pruning.fold_linear_``). The value network
-is left dense (it does not act).
+importance criterion, or ``--importance``, on those states, with the layer allocation of ``select_alive``) and
+evaluates the cut agent. It isolates what a cut takes from a network that carries a learned behaviour, which
+training-time pruning has to win back: ``none`` drops the neurons, ``mean`` folds their mean activation into the
+next layer's bias and ``linear`` also their least-squares estimate from the kept neurons
+(``prune_rl.pruning.fold_linear_``). The value network is left dense (it does not act).
 
 Example::
 
@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--compensations", nargs="+", choices=COMPENSATIONS, default=list(COMPENSATIONS))
     parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes per cut agent")
     parser.add_argument("--states", type=int, default=2048, help="visited states that score and fit the cut")
+    parser.add_argument("--importance", choices=sorted(IMPORTANCES), help="criterion (default: the run's)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
 
@@ -88,6 +89,8 @@ def main() -> None:
     assert isinstance(data, dict)
     cfg = train_config({str(k): v for k, v in data.items()})
     cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, n_episodes=args.episodes, deterministic=True))
+    if args.importance:
+        cfg = dataclasses.replace(cfg, pruning=dataclasses.replace(cfg.pruning, importance=args.importance))
     vecnorm = args.run_dir / VECNORMALIZE_FILE if cfg.env.normalize else None
 
     def load() -> BaseAlgorithm:

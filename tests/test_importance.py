@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch import nn
 
@@ -6,6 +7,7 @@ from prune_rl.pruning import (
     activation_importance,
     deviation_importance,
     magnitude_importance,
+    reconstruction_importance,
     taylor_importance,
 )
 
@@ -58,3 +60,39 @@ def test_a_saturated_neuron_is_kept_by_activation_and_not_by_deviation(mlp: nn.S
     deviation = deviation_importance(net.layers, lambda: mlp(x))[0]
     assert int(activation.argmax()) == 0  # |a| = 1 is the largest a tanh unit can have
     assert float(deviation[0]) == 0.0
+
+
+def _unexplained(acts: torch.Tensor, weight: torch.Tensor, kept: list[int]) -> float:
+    """Least-squares error of reconstructing the centred ``acts @ weight.T`` from the kept neurons (brute force)."""
+    h = acts.double() - acts.double().mean(dim=0)
+    y = h @ weight.double().T
+    if not kept:
+        return float(y.pow(2).mean(dim=0).sum())
+    coef = torch.linalg.lstsq(h[:, kept], y).solution
+    return float((y - h[:, kept] @ coef).pow(2).mean(dim=0).sum())
+
+
+def test_reconstruction_importance_follows_greedy_least_squares(mlp: nn.Sequential, net: PrunableNet) -> None:
+    x = torch.randn(256, 3)
+    layer = net.layers[1]
+    scores = reconstruction_importance(net.layers, lambda: mlp(x))[1]
+    acts = torch.tanh(mlp[2](torch.tanh(mlp[0](x)))).detach()
+    weight = layer.consumers[0].weight.detach()
+    order = torch.argsort(scores, descending=True).tolist()
+    kept: list[int] = []
+    for j in order[:4]:  # each pick is the neuron that most lowers the error, and scores the error before it
+        assert float(scores[j]) ** 2 == pytest.approx(_unexplained(acts, weight, kept), rel=1e-6)
+        best = min((i for i in range(8) if i not in kept), key=lambda i: _unexplained(acts, weight, [*kept, i]))
+        assert j == best
+        kept.append(j)
+
+
+def test_reconstruction_importance_gives_a_copy_nothing(mlp: nn.Sequential, net: PrunableNet) -> None:
+    with torch.no_grad():
+        mlp[0].weight[5] = mlp[0].weight[2]
+        mlp[0].bias[5] = mlp[0].bias[2]
+        mlp[0].weight[7] = 0.0  # and a dead neuron
+        mlp[0].bias[7] = 0.0
+    scores = reconstruction_importance(net.layers, lambda: mlp(torch.randn(128, 3)))[0]
+    assert float(scores[2] * scores[5]) == 0.0 < float(scores[2] + scores[5])
+    assert float(scores[7]) == 0.0

@@ -12,6 +12,7 @@ from prune_rl.pruning.importance import (
     activation_importance,
     deviation_importance,
     magnitude_importance,
+    reconstruction_importance,
     taylor_importance,
 )
 from prune_rl.pruning.mask import ALLOCATIONS, NeuronMask, cut_share, layer_quota, n_kept, select_alive
@@ -42,6 +43,7 @@ __all__ = [
     "mean_activations",
     "mlp_layers",
     "n_kept",
+    "reconstruction_importance",
     "select_alive",
     "taylor_importance",
 ]

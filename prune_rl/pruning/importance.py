@@ -6,6 +6,9 @@ of recent states, captured by forward pre-hooks on the layer's first consumer (i
 activation), while a ``probe`` callable runs the network forward.
 
 - ``magnitude``: the neuron's group norm ``||theta_j||_2`` (data-free).
+- ``reconstruction``: a ranking by greedy least-squares selection: the neurons that, together, best reconstruct
+  the next layer's input ``W_out a(x)`` on recent states, for cuts compensated by ``fold_linear_`` (see
+  :func:`reconstruction_importance`).
 - ``activation``: ``E_x |a_j(x)| * ||W_out[:, j]||_2``, the typical size of the neuron's contribution to
   the next layer (activation-based importance, cf. Hu et al. 2016 "Network Trimming", arXiv 1607.03250).
 - ``deviation``: ``E_x |a_j(x) - E[a_j]| * ||W_out[:, j]||_2``, what a cut loses once mean replacement has
@@ -154,9 +157,66 @@ def taylor_importance(layers: Sequence[HiddenLayer], probe: ProbeFn | None) -> l
     return scores
 
 
+def reconstruction_importance(layers: Sequence[HiddenLayer], probe: ProbeFn | None) -> list[torch.Tensor]:
+    """
+    Rank neurons by greedy least-squares selection of the next layer's input.
+
+    With the least-squares fold (``pruning.compensate=linear``, :func:`prune_rl.pruning.fold_linear_`) a cut
+    loses only what the kept neurons cannot express linearly, so the neurons worth keeping are a set that spans
+    the layer's contribution ``y(x) = W_out a(x)``, not the neurons that are large one by one: of two identical
+    neurons one is worth nothing once the other is kept. Forward selection picks, one at a time, the neuron that
+    most reduces the least-squares error of reconstructing the centred ``y`` on recent states from the neurons
+    picked so far (orthogonal least squares, Chen, Billings & Luo 1989, "Orthogonal least squares methods and
+    their application to non-linear system identification", Int. J. Control 50(5); the greedy column subset
+    selection used by ThiNet, Luo et al. 2017, arXiv 1707.06342). It runs on the ``(n, n)`` Gram matrix of the
+    activations, updated in rank one per pick, so it costs ``O(n^3)`` per layer whatever the batch size.
+
+    A neuron's score is the root-mean-square part of ``y`` still unexplained when it was picked: the first pick
+    scores the whole and scores fall along the picks, so keeping the ``k`` best keeps the first ``k`` picked.
+    Neurons that add nothing (dead, linear in those picked, or picked once ``y`` was explained) score 0.
+
+    :param layers: Hidden layers to score (their networks are run by ``probe``).
+    :param probe: Runs the networks forward on a batch of recent states.
+    :return: One ``(n_neurons,)`` tensor per layer.
+    """
+    acts = probe_activations(layers, probe, "reconstruction importance")
+    scores = []
+    for layer, act in zip(layers, acts, strict=True):
+        weight = torch.cat([c.weight.detach() for c in layer.consumers]).to(act.device)
+        scores.append(_forward_selection(act, weight).to(act.dtype))
+    return scores
+
+
+def _forward_selection(act: torch.Tensor, weight: torch.Tensor, tol: float = 1e-9) -> torch.Tensor:
+    """Scores of :func:`reconstruction_importance` for one layer (``act``: states x neurons, ``weight``: out x neurons)."""
+    h = act.detach().double()
+    h = h - h.mean(dim=0)
+    gram = h.T @ h / max(len(h), 1)  # residual Gram matrix of the candidates
+    cross = gram @ weight.double().T  # candidates x outputs: their covariance with the residual of y
+    energy = float((cross * weight.double().T).sum())  # mean squared norm of the centred y still unexplained
+    scores = torch.zeros(len(gram), dtype=torch.float64, device=gram.device)
+    floor = tol * float(gram.diagonal().max()) if len(gram) else 0.0
+    free = gram.diagonal() > floor
+    while bool(free.any()):
+        diag = gram.diagonal()
+        gain = cross.pow(2).sum(dim=1) / diag.clamp_min(torch.finfo(torch.float64).tiny)
+        j = int(torch.where(free, gain, -1.0).argmax())
+        scores[j] = max(energy, 0.0) ** 0.5
+        energy -= float(gain[j])
+        column, row, pivot = gram[:, j].clone(), cross[j].clone(), diag[j].clone()
+        gram -= torch.outer(column, column) / pivot
+        cross -= torch.outer(column, row) / pivot
+        free[j] = False
+        free &= gram.diagonal() > floor
+        if energy <= 0:  # y is reconstructed: the rest adds nothing
+            break
+    return scores
+
+
 IMPORTANCES: dict[str, Callable[[Sequence[HiddenLayer], ProbeFn | None], list[torch.Tensor]]] = {
     "magnitude": magnitude_importance,
     "activation": activation_importance,
     "deviation": deviation_importance,
     "taylor": taylor_importance,
+    "reconstruction": reconstruction_importance,
 }
