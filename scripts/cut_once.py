@@ -29,13 +29,11 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from prune_rl.config import TrainConfig, train_config
 from prune_rl.environment import make_env
-from prune_rl.pruning import IMPORTANCES, NeuronMask, fold_linear_, fold_mean_, select_alive
+from prune_rl.pruning import COMPENSATIONS, IMPORTANCES, NeuronMask, fold_, select_alive
 from prune_rl.pruning.importance import probe_activations
 from prune_rl.registry import ALGOS
 from prune_rl.sb3.networks import Probe, prunable_nets
 from prune_rl.train import MODEL_FILE, VECNORMALIZE_FILE, evaluate
-
-COMPENSATIONS = ("none", "mean", "linear")
 
 
 def visited_states(model: BaseAlgorithm, cfg: TrainConfig, vecnorm: Path | None, n_states: int) -> torch.Tensor:
@@ -66,10 +64,7 @@ def cut(model: BaseAlgorithm, cfg: TrainConfig, states: torch.Tensor, sparsity: 
     alive = [torch.ones(layer.n_neurons, dtype=torch.bool) for layer in layers]
     new_alive, _ = select_alive(scores, alive, sparsity, cfg.pruning.min_neurons)
     for layer, old, keep, act in zip(layers, alive, new_alive, acts, strict=True):
-        if compensation == "mean":
-            fold_mean_(layer, old & ~keep, act.mean(dim=0))
-        elif compensation == "linear":
-            fold_linear_(layer, keep, old & ~keep, act)
+        fold_(compensation, layer, keep, old & ~keep, act)
         NeuronMask(layer, keep).apply_()
     return sum(int(k.sum()) for k in new_alive)
 

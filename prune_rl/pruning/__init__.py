@@ -4,7 +4,7 @@ Nothing in this package imports Stable-Baselines3, Hydra or gymnasium.
 Conventions: "sparsity" is always the fraction *removed* (0 = dense, 1 = empty).
 """
 
-from prune_rl.pruning.compensation import COMPENSATIONS, fold_linear_, fold_mean_, mean_activations
+from prune_rl.pruning.compensation import COMPENSATIONS, fold_, fold_linear_, fold_mean_, mean_activations
 from prune_rl.pruning.fan_in import FanInLR, fan_in_scales
 from prune_rl.pruning.groups import HiddenLayer, PrunableNet, compact_weight_count, link_mirrors, mlp_layers
 from prune_rl.pruning.importance import (
@@ -35,6 +35,7 @@ __all__ = [
     "cut_share",
     "deviation_importance",
     "fan_in_scales",
+    "fold_",
     "fold_linear_",
     "fold_mean_",
     "layer_quota",

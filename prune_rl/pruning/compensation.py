@@ -98,3 +98,21 @@ def fold_linear_(
             consumer.weight[:, keep.to(device)] += (weight @ coef.to(device).T).to(dtype)
             if consumer.bias is not None:
                 consumer.bias.add_((weight @ offset.to(device)).to(dtype))
+
+
+def fold_(compensation: str, layer: HiddenLayer, keep: torch.Tensor, cut: torch.Tensor, activations: torch.Tensor) -> None:
+    """
+    Fold a cut as ``pruning.compensate`` says: nothing, :func:`fold_mean_` or :func:`fold_linear_`.
+
+    :param compensation: One of :data:`COMPENSATIONS`.
+    :param layer: The hidden layer losing neurons.
+    :param keep: Boolean ``(n_neurons,)``, the neurons alive after the cut.
+    :param cut: Boolean ``(n_neurons,)``, the neurons being cut.
+    :param activations: ``(n_states, n_neurons)``, the layer's activations on recent states.
+    """
+    if compensation == "mean":
+        fold_mean_(layer, cut, activations.mean(dim=0))
+    elif compensation == "linear":
+        fold_linear_(layer, keep, cut, activations)
+    elif compensation != "none":
+        raise ValueError(f"unknown compensation {compensation!r} (known: {', '.join(COMPENSATIONS)})")

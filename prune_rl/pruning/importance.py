@@ -6,9 +6,6 @@ of recent states, captured by forward pre-hooks on the layer's first consumer (i
 activation), while a ``probe`` callable runs the network forward.
 
 - ``magnitude``: the neuron's group norm ``||theta_j||_2`` (data-free).
-- ``reconstruction``: a ranking by greedy least-squares selection: the neurons that, together, best reconstruct
-  the next layer's input ``W_out a(x)`` on recent states, for cuts compensated by ``fold_linear_`` (see
-  :func:`reconstruction_importance`).
 - ``activation``: ``E_x |a_j(x)| * ||W_out[:, j]||_2``, the typical size of the neuron's contribution to
   the next layer (activation-based importance, cf. Hu et al. 2016 "Network Trimming", arXiv 1607.03250).
 - ``deviation``: ``E_x |a_j(x) - E[a_j]| * ||W_out[:, j]||_2``, what a cut loses once mean replacement has
@@ -16,6 +13,9 @@ activation), while a ``probe`` callable runs the network forward.
 - ``taylor``: ``E_x |a_j(x) * dL/da_j(x)|`` with ``L = 0.5 * ||f(x)||^2``, the first-order change of the
   output energy when the neuron is removed (Molchanov et al. 2017, "Pruning Convolutional Neural Networks
   for Resource Efficient Inference", arXiv 1611.06440, with the output energy standing in for a task loss).
+- ``reconstruction``: a ranking by greedy least-squares selection: the neurons that, together, best reconstruct
+  the next layer's input ``W_out a(x)`` on recent states, for cuts compensated by ``fold_linear_`` (see
+  :func:`reconstruction_importance`).
 """
 
 from __future__ import annotations

@@ -19,8 +19,7 @@ from prune_rl.pruning import (
     compact_weight_count,
     cut_share,
     fan_in_scales,
-    fold_linear_,
-    fold_mean_,
+    fold_,
     layer_quota,
     select_alive,
 )
@@ -188,10 +187,8 @@ class DynamicPruningCallback(BaseCallback):
             for layer, keep in zip(net.layers, new_alive, strict=True):
                 mask = self.masks[layer.name]
                 if not torch.equal(keep, mask.alive):
-                    if compensate == "mean":
-                        fold_mean_(layer, mask.alive & ~keep, acts[layer.name].mean(dim=0))
-                    elif compensate == "linear":
-                        fold_linear_(layer, keep, mask.alive & ~keep, acts[layer.name])
+                    if compensate != "none":
+                        fold_(compensate, layer, keep, mask.alive & ~keep, acts[layer.name])
                     mask.alive = keep
                     mask.apply_(self.optimizers)
             self.lassos[net.name].set_importance(net_scores, new_alive, self.anchor_keep[net.name])
