@@ -4,7 +4,10 @@ Resumable: a run whose ``results.json`` exists is skipped, so the matrix can be 
 over several sessions. A finished run whose ``config.yaml`` differs from what the same command composes now
 (a default changed in between) is stale: it is reported and left alone, or moved to ``<root>/stale/`` and
 trained again with ``--rerun-stale``, so that one table never mixes two versions of a method. Writes a
-markdown and a CSV table of the finished runs.
+markdown and a CSV table of the finished runs, by default into the root beside them (``--table`` to write it
+elsewhere). ``--merge`` replaces only the rows of the tasks that have runs in this root and keeps the table's other
+rows, each with the command that wrote it: the repository's table can be updated one task at a time from roots
+made in different sessions or on different machines.
 
 Returns are each run's final evaluation (``eval.n_episodes``, 10 by default). ``--eval-episodes N`` evaluates
 every finished run again over N episodes from its saved model (same seed, so the first episodes repeat the final
@@ -17,6 +20,7 @@ Examples::
     python scripts/benchmark_pruning.py --table-only        # rebuild the tables from finished runs
     python scripts/benchmark_pruning.py --table-only --eval-episodes 50   # returns over 50 episodes per run
     python scripts/benchmark_pruning.py --envs cartpole --rerun-stale   # retrain runs made with old defaults
+    python scripts/benchmark_pruning.py --table-only --eval-episodes 50 --table results/pruning_benchmark.md --merge
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import csv
 import itertools
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -240,19 +245,83 @@ def table(root: Path, eval_episodes: int | None = None) -> list[dict]:
     return rows
 
 
-def write_tables(rows: list[dict], out: Path, command: str) -> None:
+ROW_KEY = ("env", "algo", "timesteps")
+WRITTEN_BY = re.compile(r"<!-- (?:(?P<row>.+?) )?written by: (?P<command>.*) -->")
+
+
+def _key(row: dict) -> str:
+    return " ".join(str(row[k]) for k in ROW_KEY)
+
+
+def read_table(out: Path) -> tuple[list[dict], dict[str, str]]:
+    """
+    A table written before: its CSV rows and the command that wrote each row (from the markdown's comments).
+
+    :param out: The table's path (``.md``; the CSV beside it holds the rows).
+    :return: The rows (empty if there is no table) and ``{"env algo timesteps": command}``.
+    """
+    if not out.with_suffix(".csv").is_file():
+        return [], {}
+    with open(out.with_suffix(".csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    commands: dict[str, str] = {}
+    text = out.with_suffix(".md").read_text() if out.with_suffix(".md").is_file() else ""
+    for match in WRITTEN_BY.finditer(text):
+        for row in rows if match["row"] is None else [r for r in rows if _key(r) == match["row"]]:
+            commands[_key(row)] = match["command"]
+    return rows, commands
+
+
+def merge(rows: list[dict], command: str, out: Path) -> tuple[list[dict], dict[str, str]]:
+    """
+    ``rows`` in place of the table's rows for the same tasks; the table's rows of other tasks kept.
+
+    :param rows: New rows, all written by ``command``.
+    :param command: The command that made them.
+    :param out: The table to merge into.
+    :return: The merged rows, sorted by task, and the command that wrote each.
+    """
+    old, old_commands = read_table(out)
+    if old and rows and list(old[0]) != [str(k) for k in rows[0]]:
+        raise SystemExit(
+            f"{out.with_suffix('.csv')} has other columns than this script writes: write it again without --merge"
+        )
+    new_keys = {_key(r) for r in rows}
+    kept = [r for r in old if _key(r) not in new_keys]
+    commands = {k: old_commands.get(k, "(unknown)") for k in map(_key, kept)} | {k: command for k in new_keys}
+    merged = sorted(
+        kept + [{k: str(v) for k, v in r.items()} for r in rows], key=lambda r: (r["env"], r["algo"], int(r["timesteps"]))
+    )
+    return merged, commands
+
+
+def write_tables(rows: list[dict], out: Path, command: str, merge_into: bool = False) -> None:
+    """
+    Write ``rows`` as ``out`` (markdown) and the CSV beside it.
+
+    :param rows: One row per task (env, algo, budget).
+    :param out: The markdown table's path.
+    :param command: The command that made the rows, written into the markdown as a comment.
+    :param merge_into: Keep the existing table's rows of tasks that ``rows`` lack (see :func:`merge`).
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
     if not rows:
         print("no finished runs yet")
         return
+    comments = [f"<!-- written by: {command} -->"]
+    if merge_into:
+        rows, commands = merge(rows, command, out)
+        if len(set(commands.values())) > 1:
+            comments = [f"<!-- {_key(r)} written by: {commands[_key(r)]} -->" for r in rows]
     with open(out.with_suffix(".csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    lines = [f"<!-- written by: {command} -->", "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines = [*comments, "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(str(v) for v in row.values()) + " |" for row in rows]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines[1:]))
+    print("\n".join(lines[len(comments) :]))
+    print(f"wrote {out.with_suffix('.md')} and .csv")
 
 
 def main() -> None:
@@ -264,7 +333,10 @@ def main() -> None:
     parser.add_argument("--n-timesteps", type=int, default=None, help="budget (default: each task's own)")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel")
     parser.add_argument("--root", type=Path, default=Path("outputs/benchmark"), help="where run directories go")
-    parser.add_argument("--table", type=Path, default=Path("results/pruning_benchmark.md"))
+    parser.add_argument("--table", type=Path, default=None, help="markdown table (default: ROOT/pruning_benchmark.md)")
+    parser.add_argument(
+        "--merge", action="store_true", help="replace only the table's rows of tasks with runs in ROOT, keep the rest"
+    )
     parser.add_argument("--table-only", action="store_true", help="only rebuild the tables")
     parser.add_argument("--rerun-stale", action="store_true", help="retrain runs whose config changed since")
     parser.add_argument(
@@ -290,7 +362,8 @@ def main() -> None:
                 return (out / "results.json").is_file()
 
             ok = all(list(pool.map(one, todo)))
-    write_tables(table(args.root, args.eval_episodes), args.table, "python " + " ".join(sys.argv))
+    out = args.table if args.table is not None else args.root / "pruning_benchmark.md"
+    write_tables(table(args.root, args.eval_episodes), out, "python " + " ".join(sys.argv), args.merge)
     if not ok:
         sys.exit(1)
 

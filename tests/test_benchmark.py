@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import FAST, FAST_ALGO, FAST_PRUNING
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,6 +82,48 @@ def test_eval_episodes_evaluates_every_run_again_once_and_tabulates_it(tmp_path:
     assert "evaluated" not in _bench(tmp_path, "--table-only", "--eval-episodes", "3")  # cached
 
 
+def test_the_table_goes_into_the_root_unless_told_otherwise(tmp_path: Path) -> None:
+    _bench(tmp_path)
+    repo_table = ROOT / "results" / "pruning_benchmark.md"
+    before = repo_table.read_text() if repo_table.is_file() else None
+    cmd = [sys.executable, str(SCRIPT), "--table-only", "--root", str(tmp_path)]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    [row] = csv.DictReader(open(tmp_path / "pruning_benchmark.csv"))
+    assert row["env"] == "CartPole-v1"
+    assert (tmp_path / "pruning_benchmark.md").read_text().startswith("<!-- written by: python ")
+    assert (repo_table.read_text() if repo_table.is_file() else None) == before  # a tuning root never writes it
+
+
+def _row(env: str, timesteps: int, ratio: str) -> dict:
+    return {"env": env, "algo": "ppo", "timesteps": timesteps, "return_ratio": ratio}
+
+
+def test_merge_replaces_only_the_tasks_it_has_rows_for_and_says_who_wrote_each(tmp_path: Path) -> None:
+    bench = _load_script()
+    out = tmp_path / "table.md"
+    bench.write_tables([_row("CartPole-v1", 100, "1.000"), _row("Walker2d-v5", 500, "0.795")], out, "first")
+    bench.write_tables([_row("Walker2d-v5", 500, "1.012")], out, "second", merge_into=True)
+    assert [(r["env"], r["return_ratio"]) for r in csv.DictReader(open(out.with_suffix(".csv")))] == [
+        ("CartPole-v1", "1.000"),
+        ("Walker2d-v5", "1.012"),
+    ]
+    text = out.read_text()
+    assert "<!-- CartPole-v1 ppo 100 written by: first -->" in text
+    assert "<!-- Walker2d-v5 ppo 500 written by: second -->" in text
+    assert text.count("| Walker2d-v5 |") == 1
+
+    # a merged table's per-row commands survive the next merge; a new budget is a new row, sorted in
+    bench.write_tables([_row("Walker2d-v5", 200, "0.900")], out, "third", merge_into=True)
+    rows = bench.read_table(out)
+    assert [bench._key(r) for r in rows[0]] == ["CartPole-v1 ppo 100", "Walker2d-v5 ppo 200", "Walker2d-v5 ppo 500"]
+    assert rows[1] == {"CartPole-v1 ppo 100": "first", "Walker2d-v5 ppo 200": "third", "Walker2d-v5 ppo 500": "second"}
+
+    bench.write_tables([_row("Hopper-v5", 500, "1.092")], out, "fourth")  # without --merge: only its own rows
+    assert [r["env"] for r in csv.DictReader(open(out.with_suffix(".csv")))] == ["Hopper-v5"]
+    assert out.read_text().startswith("<!-- written by: fourth -->\n")
+
+
 def test_a_run_made_before_a_key_existed_is_read_with_that_keys_old_behaviour(tmp_path: Path) -> None:
     from omegaconf import OmegaConf
 
@@ -115,3 +158,12 @@ def test_an_added_key_is_not_read_into_a_config_that_never_has_it(tmp_path: Path
     overrides = bench.overrides("cartpole", "ppo", "none", 0, None, [])
     OmegaConf.save(OmegaConf.create(bench.composed(overrides)), tmp_path / "config.yaml")
     assert bench.stale(tmp_path, overrides) == []  # a dense run has no pruning.compensate, then or now
+
+
+def test_merge_refuses_a_table_with_other_columns(tmp_path: Path) -> None:
+    bench = _load_script()
+    out = tmp_path / "table.md"
+    bench.write_tables([_row("CartPole-v1", 100, "1.000") | {"old_column": "x"}], out, "first")
+    with pytest.raises(SystemExit, match="other columns"):
+        bench.write_tables([_row("CartPole-v1", 100, "0.990")], out, "second", merge_into=True)
+    assert "first" in out.read_text()  # left as it was
