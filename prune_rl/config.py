@@ -84,6 +84,8 @@ class PruningConfig:
     :param value_sparsity: Final neuron sparsity of value/critic networks.
     :param begin: Fraction of training where pruning starts.
     :param end: Fraction of training where the final sparsity is reached.
+    :param schedule: Shape of the sparsity schedule between ``begin`` and ``end``: ``cubic`` (Zhu & Gupta) or
+        ``geometric`` (every step removes the same fraction of the neurons left).
     :param interval: Fraction of training between threshold recomputations.
     :param min_neurons: Neurons a hidden layer always keeps.
     :param allocation: How kept neurons are shared among a network's layers: ``layer`` (each layer reaches
@@ -104,6 +106,7 @@ class PruningConfig:
     value_sparsity: float = 0.5
     begin: float = 0.1
     end: float = 0.75
+    schedule: str = "cubic"
     interval: float = 0.02
     min_neurons: int = 2
     allocation: str = "layer"

@@ -19,7 +19,7 @@ from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalizati
 
 from prune_rl.config import ConfigError, TrainConfig
 from prune_rl.environment import action_kind, make_env
-from prune_rl.pruning import ALLOCATIONS, ANCHORS, COMPENSATIONS, IMPORTANCES
+from prune_rl.pruning import ALLOCATIONS, ANCHORS, COMPENSATIONS, IMPORTANCES, SCHEDULES
 from prune_rl.registry import ACTION_SPACES, ALGOS, algo_kwargs
 from prune_rl.sb3.callbacks import DynamicPruningCallback
 
@@ -68,6 +68,8 @@ def build_pruner(cfg: TrainConfig) -> DynamicPruningCallback | None:
         raise ConfigError(f"unknown pruning {cfg.pruning.name!r} (known: none, {', '.join(PRUNERS)})")
     if cfg.pruning.importance not in IMPORTANCES:
         raise ConfigError(f"unknown pruning.importance {cfg.pruning.importance!r} (known: {', '.join(IMPORTANCES)})")
+    if cfg.pruning.schedule not in SCHEDULES:
+        raise ConfigError(f"unknown pruning.schedule {cfg.pruning.schedule!r} (known: {', '.join(SCHEDULES)})")
     if cfg.pruning.allocation not in ALLOCATIONS:
         raise ConfigError(f"unknown pruning.allocation {cfg.pruning.allocation!r} (known: {', '.join(ALLOCATIONS)})")
     if cfg.pruning.compensate not in COMPENSATIONS:

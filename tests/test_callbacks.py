@@ -8,6 +8,7 @@ from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 from stable_baselines3.common.logger import configure
 
 from prune_rl.environment import make_env
+from prune_rl.pruning import SCHEDULES, layer_quota
 from prune_rl.sb3.callbacks import DynamicPruningCallback, load_masks
 from prune_rl.sb3.networks import prunable_nets
 from prune_rl.train import build_model, run
@@ -116,6 +117,29 @@ def test_regularizer_shrinks_groups_and_schedule_is_followed(tmp_path) -> None:
     after = sum(float(n.layers[0].group_norms().sum().detach()) for n in prunable_nets(model))
     assert after < before  # same init (same seed), shrunk by the proximal steps
     assert callback.n_events >= 3
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_masks_follow_the_configured_schedule(schedule: str) -> None:
+    overrides = ["pruning.sparsity=0.9", "pruning.begin=0.1", "pruning.end=0.9", "pruning.min_neurons=1"]
+    arch = ["++algo.policy_kwargs.net_arch={pi:[32,32],vf:[8,8]}", f"pruning.schedule={schedule}"]
+    cfg = train_cfg([*fast("ppo", "cartpole"), *overrides, *arch])
+    model = build_model(cfg, make_env(cfg.env, seed=0))
+    callback = DynamicPruningCallback(cfg.pruning)
+    expected = SCHEDULES[schedule](0.9, 0.1, 0.9)
+    seen: list[tuple[int, int]] = []
+    original_prune = callback.prune_step
+
+    def prune_step(progress: float) -> None:
+        original_prune(progress)
+        alive = [int(callback.masks[la.name].alive.sum()) for la in callback.nets[0].layers]
+        seen.append((alive[0], layer_quota(expected(progress), 32)))
+
+    callback.prune_step = prune_step  # type: ignore[method-assign]
+    model.learn(640, callback=callback)
+    assert callback.nets[0].role == "policy" and len(seen) >= 4
+    assert all(kept == quota for kept, quota in seen)
+    assert seen[-1] == (3, 3)
 
 
 def test_sde_sac_is_refused() -> None:

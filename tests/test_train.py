@@ -60,6 +60,11 @@ def test_unknown_compensation_is_named(tmp_path) -> None:
         run(train_cfg([*fast("ppo", "cartpole"), "pruning.compensate=exact"]), tmp_path)
 
 
+def test_unknown_schedule_is_named(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown pruning\.schedule 'linear' \(known: cubic, geometric\)"):
+        run(train_cfg([*fast("ppo", "cartpole"), "pruning.schedule=linear"]), tmp_path)
+
+
 def test_unknown_allocation_is_named(tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"unknown pruning\.allocation 'uniform' \(known: layer, global\)"):
         run(train_cfg([*fast("ppo", "cartpole"), "pruning.allocation=uniform"]), tmp_path)

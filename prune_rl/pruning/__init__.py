@@ -17,19 +17,22 @@ from prune_rl.pruning.importance import (
 )
 from prune_rl.pruning.mask import ALLOCATIONS, NeuronMask, cut_share, layer_quota, n_kept, select_alive
 from prune_rl.pruning.regularizer import ANCHORS, GroupLasso
-from prune_rl.pruning.schedule import CubicSparsity
+from prune_rl.pruning.schedule import SCHEDULES, CubicSparsity, GeometricSparsity, Sparsity
 
 __all__ = [
     "ALLOCATIONS",
     "ANCHORS",
     "COMPENSATIONS",
     "IMPORTANCES",
+    "SCHEDULES",
     "CubicSparsity",
     "FanInLR",
+    "GeometricSparsity",
     "GroupLasso",
     "HiddenLayer",
     "NeuronMask",
     "PrunableNet",
+    "Sparsity",
     "activation_importance",
     "compact_weight_count",
     "cut_share",

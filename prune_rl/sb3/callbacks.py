@@ -11,7 +11,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from prune_rl.config import PruningConfig
 from prune_rl.pruning import (
     IMPORTANCES,
-    CubicSparsity,
+    SCHEDULES,
+    Sparsity,
     FanInLR,
     GroupLasso,
     NeuronMask,
@@ -39,7 +40,7 @@ class DynamicPruningCallback(BaseCallback):
       an average-importance neuron, whatever the algorithm or its step count;
     - binary neuron masks whose threshold is recomputed every ``interval`` of training between ``begin`` and
       ``end``, from the importance of the neurons on recent states, so that the network's neuron sparsity
-      follows a cubic schedule to ``sparsity`` (``value_sparsity`` for value/critic networks).
+      follows ``schedule`` to ``sparsity`` (``value_sparsity`` for value/critic networks).
 
     Both act at the start of a rollout, after the previous gradient phase: changing the policy between
     collecting a rollout and training on it would make PPO's stored log-probabilities stale. The states that
@@ -65,7 +66,7 @@ class DynamicPruningCallback(BaseCallback):
         self.nets: list[PrunableNet] = []
         self.masks: dict[str, NeuronMask] = {}
         self.lassos: dict[str, GroupLasso] = {}
-        self.schedules: dict[str, CubicSparsity] = {}
+        self.schedules: dict[str, Sparsity] = {}
         self.thresholds: dict[str, float] = {}
         self.cut_shares: dict[str, float] = {}  # group-norm share removed by each network's last cut
         self.anchor_keep: dict[str, list[int] | None] = {}  # per layer, for regularizer.anchor=keep
@@ -89,7 +90,7 @@ class DynamicPruningCallback(BaseCallback):
         for net in self.nets:
             policy = net.role == "policy"
             final = cfg.sparsity if policy else cfg.value_sparsity
-            self.schedules[net.name] = CubicSparsity(final, cfg.begin, cfg.end)
+            self.schedules[net.name] = SCHEDULES[cfg.schedule](final, cfg.begin, cfg.end)
             keep = [layer_quota(final, la.n_neurons, cfg.min_neurons) for la in net.layers]
             self.anchor_keep[net.name] = keep if cfg.regularizer.anchor == "keep" else None
             strength = cfg.regularizer.strength if policy else cfg.regularizer.value_strength
