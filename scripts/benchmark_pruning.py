@@ -46,6 +46,7 @@ ADDED_KEYS: dict[tuple[str, ...], object] = {
     ("pruning", "regularizer", "anchor"): "mean",
     ("pruning", "compensate"): "none",
     ("pruning", "fan_in_lr"): 0.0,
+    ("pruning", "schedule"): "cubic",
 }
 # Values a key once took that now read differently (same behaviour, new spelling).
 RENAMED_VALUES: dict[tuple[str, ...], dict[object, object]] = {

@@ -124,18 +124,29 @@ def test_merge_replaces_only_the_tasks_it_has_rows_for_and_says_who_wrote_each(t
     assert out.read_text().startswith("<!-- written by: fourth -->\n")
 
 
-def test_a_run_made_before_a_key_existed_is_read_with_that_keys_old_behaviour(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("path", "other"),
+    [
+        (("pruning", "regularizer", "anchor"), "keep"),
+        (("pruning", "compensate"), "linear"),
+        (("pruning", "fan_in_lr"), 1.0),
+        (("pruning", "schedule"), "geometric"),
+    ],
+)
+def test_a_run_made_before_a_key_existed_is_read_with_that_keys_old_behaviour(
+    path: tuple[str, ...], other: object, tmp_path: Path
+) -> None:
     from omegaconf import OmegaConf
 
     bench = _load_script()
+    assert path in bench.ADDED_KEYS
     overrides = bench.overrides("cartpole", "ppo", "dsp", 0, None, [])
     saved = bench.composed(overrides)
-    del saved["pruning"]["regularizer"]["anchor"]  # written before the key was added
+    del bench._node(saved, path[:-1])[path[-1]]  # written before the key was added
     OmegaConf.save(OmegaConf.create(saved), tmp_path / "config.yaml")
     assert bench.stale(tmp_path, overrides) == []
-    assert bench.stale(tmp_path, [*overrides, "pruning.regularizer.anchor=keep"]) == [
-        "pruning.regularizer.anchor: mean -> keep"
-    ]
+    key = ".".join(path)
+    assert bench.stale(tmp_path, [*overrides, f"{key}={other}"]) == [f"{key}: {bench.ADDED_KEYS[path]} -> {other}"]
 
 
 def test_a_run_made_when_compensate_was_a_switch_is_not_stale(tmp_path: Path) -> None:
