@@ -4,10 +4,10 @@ Resumable: a run whose ``results.json`` exists is skipped, so the matrix can be 
 over several sessions. A finished run whose ``config.yaml`` differs from what the same command composes now
 (a default changed in between) is stale: it is reported and left alone, or moved to ``<root>/stale/`` and
 trained again with ``--rerun-stale``, so that one table never mixes two versions of a method. Writes a
-markdown and a CSV table of the finished runs, by default into the root beside them (``--table`` to write it
-elsewhere). ``--merge`` replaces only the rows of the tasks that have runs in this root and keeps the table's other
-rows, each with the command that wrote it: the repository's table can be updated one task at a time from roots
-made in different sessions or on different machines.
+markdown and a CSV table of the finished runs of ``--envs`` and ``--algo`` in the root, by default into the root
+beside them (``--table`` to write it elsewhere). ``--merge`` replaces only the table's rows of those tasks that
+have runs in this root and keeps its other rows, each with the command that wrote it: the repository's table can
+be updated one task at a time from roots made in different sessions or on different machines.
 
 Returns are each run's final evaluation (``eval.n_episodes``, 10 by default). ``--eval-episodes N`` evaluates
 every finished run again over N episodes from its saved model (same seed, so the first episodes repeat the final
@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -194,7 +195,7 @@ def reevaluate(out: Path, n_episodes: int) -> dict:
     return result
 
 
-def table(root: Path, eval_episodes: int | None = None) -> list[dict]:
+def table(root: Path, eval_episodes: int | None = None, envs: Sequence[str] = ENVS, algo: str | None = None) -> list[dict]:
     """
     Aggregate finished runs per (env, algo, budget).
 
@@ -203,8 +204,15 @@ def table(root: Path, eval_episodes: int | None = None) -> list[dict]:
 
     :param root: The benchmark root.
     :param eval_episodes: Evaluate every run again over this many episodes (None: the runs' final evaluations).
+    :param envs: Only the runs of these tasks (short names, as in run directory names).
+    :param algo: Only the runs of this algorithm (None: every algorithm).
     """
-    runs = [json.loads(p.read_text()) | {"dir": p.parent.name} for p in sorted((root / "runs").glob("*/results.json"))]
+    paths = sorted((root / "runs").glob("*/results.json"))
+    runs = [
+        json.loads(p.read_text()) | {"dir": p.parent.name}
+        for p in paths
+        if p.parent.name.split("__")[0] in envs and (algo is None or p.parent.name.split("__")[1] == algo)
+    ]
     if eval_episodes:
         for r in runs:
             r["eval"] = reevaluate(root / "runs" / r["dir"], eval_episodes)
@@ -364,7 +372,7 @@ def main() -> None:
 
             ok = all(list(pool.map(one, todo)))
     out = args.table if args.table is not None else args.root / "pruning_benchmark.md"
-    write_tables(table(args.root, args.eval_episodes), out, "python " + " ".join(sys.argv), args.merge)
+    write_tables(table(args.root, args.eval_episodes, args.envs, args.algo), out, "python " + " ".join(sys.argv), args.merge)
     if not ok:
         sys.exit(1)
 

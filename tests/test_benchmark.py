@@ -95,6 +95,36 @@ def test_the_table_goes_into_the_root_unless_told_otherwise(tmp_path: Path) -> N
     assert (repo_table.read_text() if repo_table.is_file() else None) == before  # a tuning root never writes it
 
 
+def test_a_table_covers_only_the_tasks_and_algorithm_the_command_names(tmp_path: Path) -> None:
+    import shutil
+
+    _bench(tmp_path)
+    runs = tmp_path / "runs"
+    for name, key, value in [("lunarlander__ppo", "env_id", "LunarLander-v3"), ("cartpole__a2c", "algo", "a2c")]:
+        copy = runs / f"{name}__dsp__seed0_256"
+        shutil.copytree(runs / "cartpole__ppo__dsp__seed0_256", copy)
+        results = json.loads((copy / "results.json").read_text()) | {key: value}
+        (copy / "results.json").write_text(json.dumps(results))
+    bench = _load_script()
+
+    def tasks(**kwargs: object) -> list[tuple[str, str]]:
+        return [(r["env"], r["algo"]) for r in bench.table(tmp_path, **kwargs)]
+
+    assert tasks() == [("CartPole-v1", "a2c"), ("CartPole-v1", "ppo"), ("LunarLander-v3", "ppo")]
+    assert tasks(envs=["cartpole"], algo="ppo") == [("CartPole-v1", "ppo")]
+    assert tasks(envs=["lunarlander", "hopper"]) == [("LunarLander-v3", "ppo")]
+
+    # --merge with --envs rewrites only that task's rows: the others keep the command that wrote them
+    table = tmp_path / "table.md"
+    base = [sys.executable, str(SCRIPT), "--table-only", "--root", str(tmp_path), "--table", str(table), "--merge"]
+    for envs in (["cartpole", "lunarlander"], ["lunarlander"]):
+        done = subprocess.run([*base, "--envs", *envs], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+    header = table.read_text().splitlines()[:2]
+    assert header[0].startswith("<!-- CartPole-v1 ppo 256 written by: ") and "--envs cartpole lunarlander" in header[0]
+    assert header[1].startswith("<!-- LunarLander-v3 ppo 256 written by: ") and header[1].endswith("--envs lunarlander -->")
+
+
 def _row(env: str, timesteps: int, ratio: str) -> dict:
     return {"env": env, "algo": "ppo", "timesteps": timesteps, "return_ratio": ratio}
 
