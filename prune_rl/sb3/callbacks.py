@@ -12,11 +12,11 @@ from prune_rl.config import PruningConfig
 from prune_rl.pruning import (
     IMPORTANCES,
     SCHEDULES,
-    Sparsity,
     FanInLR,
     GroupLasso,
     NeuronMask,
     PrunableNet,
+    Sparsity,
     compact_weight_count,
     cut_share,
     fan_in_scales,
