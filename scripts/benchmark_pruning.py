@@ -207,12 +207,13 @@ def table(root: Path, eval_episodes: int | None = None, envs: Sequence[str] = EN
     :param envs: Only the runs of these tasks (short names, as in run directory names).
     :param algo: Only the runs of this algorithm (None: every algorithm).
     """
+
+    def wanted(run: str) -> bool:
+        run_env, run_algo = run.split("__")[:2]  # run_dir's naming
+        return run_env in envs and algo in (None, run_algo)
+
     paths = sorted((root / "runs").glob("*/results.json"))
-    runs = [
-        json.loads(p.read_text()) | {"dir": p.parent.name}
-        for p in paths
-        if p.parent.name.split("__")[0] in envs and (algo is None or p.parent.name.split("__")[1] == algo)
-    ]
+    runs = [json.loads(p.read_text()) | {"dir": p.parent.name} for p in paths if wanted(p.parent.name)]
     if eval_episodes:
         for r in runs:
             r["eval"] = reevaluate(root / "runs" / r["dir"], eval_episodes)

@@ -3,7 +3,7 @@ import pickle
 
 import pytest
 
-from prune_rl.pruning import SCHEDULES, CubicSparsity, GeometricSparsity
+from prune_rl.pruning import SCHEDULES, CubicSparsity, GeometricSparsity, Sparsity
 
 
 @pytest.mark.parametrize("name", SCHEDULES)
@@ -34,7 +34,7 @@ def test_geometric_is_gentler_than_cubic_where_few_neurons_are_left() -> None:
     # steps of 2% of training: cubic's largest cuts a quarter of the neurons left (at ~85%), geometric's 18%
     steps = [0.5 + 0.02 * i for i in range(16)]
 
-    def largest_cut(s: CubicSparsity | GeometricSparsity) -> float:
+    def largest_cut(s: Sparsity) -> float:
         return max((s(b) - s(a)) / (1 - s(a)) for a, b in itertools.pairwise(steps))
 
     assert largest_cut(cubic) > 0.24 > 0.19 > largest_cut(geometric)

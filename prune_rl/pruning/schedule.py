@@ -59,10 +59,7 @@ class CubicSparsity(Sparsity):
     ``s = initial`` before ``begin`` and ``s = final`` after ``end``. The schedule prunes fast while the
     network is redundant and slowly as few neurons remain.
 
-    :param final: Sparsity (fraction of neurons removed) reached at ``end``.
-    :param begin: Progress at which pruning starts.
-    :param end: Progress at which ``final`` is reached.
-    :param initial: Sparsity at ``begin``.
+    Parameters as for :class:`Sparsity`.
     """
 
     def _between(self, x: float) -> float:
@@ -81,10 +78,7 @@ class GeometricSparsity(Sparsity):
     against the neurons left, its cuts are equal; the cubic schedule's grow as the network narrows (to a
     quarter of those left per step at 95% in 15 steps, against 18% here) and shrink only near ``end``.
 
-    :param final: Sparsity (fraction of neurons removed) reached at ``end``.
-    :param begin: Progress at which pruning starts.
-    :param end: Progress at which ``final`` is reached.
-    :param initial: Sparsity at ``begin``.
+    Parameters as for :class:`Sparsity`.
     """
 
     def _between(self, x: float) -> float:
