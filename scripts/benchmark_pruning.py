@@ -9,6 +9,11 @@ beside them (``--table`` to write it elsewhere). ``--merge`` replaces only the t
 have runs in this root and keeps its other rows, each with the command that wrote it: the repository's table can
 be updated one task at a time from roots made in different sessions or on different machines.
 
+Both the stale check and the training runs use the ``prune_rl`` package of the checkout this script is in,
+whatever the working directory and whatever checkout is installed: a benchmark run from a second worktree (to
+keep training on a frozen commit while the first one changes) trains and compares that worktree's code and
+configs. Run roots are relative to the working directory.
+
 Returns are each run's final evaluation (``eval.n_episodes``, 10 by default). ``--eval-episodes N`` evaluates
 every finished run again over N episodes from its saved model (same seed, so the first episodes repeat the final
 evaluation's), caches the result in the run directory as ``eval_<N>ep.json``, and tabulates that instead.
@@ -38,6 +43,11 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+# The checkout this script belongs to: its prune_rl is the one composed here and trained in the subprocesses.
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path[:1]:
+    sys.path.insert(0, str(REPO))
 
 ENVS = ("cartpole", "lunarlander", "hopper", "walker2d")
 METHODS = ("none", "dsp")
@@ -138,11 +148,12 @@ def train(
     if not _lock(out / ".lock"):
         print(f"skip (running in another process): {out.name}", flush=True)
         return out
-    cmd = [sys.executable, "-m", "prune_rl.cli", "train", *run_overrides, f"hydra.run.dir={out}"]
+    cmd = [sys.executable, "-m", "prune_rl.cli", "train", *run_overrides, f"hydra.run.dir={out.resolve()}"]
     print("run:", " ".join(cmd[3:]), flush=True)
     try:
         with open(out / "stdout.log", "w") as log:
-            code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
+            # cwd=REPO: `python -m` imports prune_rl from its working directory first.
+            code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
     finally:
         (out / ".lock").unlink(missing_ok=True)
     if code != 0:

@@ -208,3 +208,22 @@ def test_merge_refuses_a_table_with_other_columns(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="other columns"):
         bench.write_tables([_row("CartPole-v1", 100, "0.990")], out, "second", merge_into=True)
     assert "first" in out.read_text()  # left as it was
+
+
+def test_runs_train_this_checkouts_code_from_any_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `python -m prune_rl.cli` imports prune_rl from its working directory: run from another checkout, the
+    # script would have trained that checkout's code while its stale check composed this one's configs.
+    bench = _load_script()
+    calls: list[tuple[list[str], dict]] = []
+
+    def call(cmd: list[str], **kwargs: object) -> int:
+        calls.append((cmd, kwargs))
+        return 0
+
+    monkeypatch.setattr(bench.subprocess, "call", call)
+    monkeypatch.chdir(tmp_path)
+    out = bench.train(Path("root"), "cartpole", "ppo", "none", 0, 1000, [], False)
+    ((cmd, kwargs),) = calls
+    assert kwargs["cwd"] == ROOT
+    assert cmd[-1] == f"hydra.run.dir={tmp_path / 'root' / 'runs' / out.name}"
+    assert str(ROOT) == bench.sys.path[0]
