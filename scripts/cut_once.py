@@ -8,6 +8,10 @@ training-time pruning has to win back: ``none`` drops the neurons, ``mean`` fold
 next layer's bias and ``linear`` also their least-squares estimate from the kept neurons
 (``prune_rl.pruning.fold_linear_``). The value network is left dense (it does not act).
 
+``--stats`` also prints, for each policy hidden layer of the dense and of every cut agent, its alive neurons,
+the mean norm of their incoming weights and the share of (neuron, state) pairs with ``|activation| > tanh(2)``
+(for tanh units: the saturated share, where gradients through the unit are under a tenth of their peak).
+
 Example::
 
     python scripts/cut_once.py outputs/tuning/walker_seed4/runs/walker2d__ppo__none__seed4_500000 \\
@@ -69,6 +73,46 @@ def cut(model: BaseAlgorithm, cfg: TrainConfig, states: torch.Tensor, sparsity: 
     return sum(int(k.sum()) for k in new_alive)
 
 
+SATURATED = float(np.tanh(2.0))
+
+
+@torch.no_grad()
+def layer_stats(model: BaseAlgorithm, states: torch.Tensor) -> list[dict]:
+    """
+    What the policy's hidden layers look like on ``states``.
+
+    :param model: The SB3 model (dense or cut).
+    :param states: Normalised observations, ``(n_states, obs_dim)``.
+    :return: Per policy hidden layer: ``layer``, ``alive`` neurons, ``in_norm`` (mean L2 norm of the alive
+        neurons' incoming weights) and ``saturated`` (share of alive (neuron, state) pairs with
+        ``|activation| > tanh(2)``).
+    """
+    probe = Probe(model, len(states))
+    probe.batch = (states, None)
+    layers = [layer for net in prunable_nets(model) if net.role == "policy" for layer in net.layers]
+    model.policy.set_training_mode(False)
+    rows = []
+    for layer, act in zip(layers, probe_activations(layers, probe, "layer stats"), strict=True):
+        alive = layer.group_norms() > 0
+        rows.append(
+            {
+                "layer": layer.name,
+                "alive": int(alive.sum()),
+                "in_norm": float(layer.producer.weight[alive].norm(dim=1).mean()) if bool(alive.any()) else 0.0,
+                "saturated": float((act[:, alive].abs() > SATURATED).float().mean()) if bool(alive.any()) else 0.0,
+            }
+        )
+    return rows
+
+
+def _print_stats(rows: list[dict]) -> None:
+    for row in rows:
+        print(
+            f"    {row['layer']}: {row['alive']} alive, incoming norm {row['in_norm']:.2f}, saturated {row['saturated']:.2f}",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", type=Path, help="a finished run directory")
@@ -78,6 +122,7 @@ def main() -> None:
     parser.add_argument("--states", type=int, default=2048, help="visited states that score and fit the cut")
     parser.add_argument("--importance", choices=sorted(IMPORTANCES), help="criterion (default: the run's)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--stats", action="store_true", help="per-layer weight norms and saturation as well")
     args = parser.parse_args()
 
     data = OmegaConf.to_container(OmegaConf.load(args.run_dir / "config.yaml"), resolve=True)
@@ -94,14 +139,21 @@ def main() -> None:
     states = visited_states(load(), cfg, vecnorm, args.states)
     rows = [{"sparsity": 0.0, "compensation": "-", "alive": None, **evaluate(load(), cfg, vecnormalize=vecnorm)}]
     print(f"dense: {rows[0]['mean_return']:.1f} ± {rows[0]['std_return']:.1f}", flush=True)
+    if args.stats:
+        rows[0]["layers"] = layer_stats(load(), states)
+        _print_stats(rows[0]["layers"])
     for sparsity in args.sparsities:
         for compensation in args.compensations:
             model = load()
             alive = cut(model, cfg, states, sparsity, compensation)
+            stats = layer_stats(model, states) if args.stats else None
             result = evaluate(model, cfg, vecnormalize=vecnorm)
             rows.append({"sparsity": sparsity, "compensation": compensation, "alive": alive, **result})
             mean, std = result["mean_return"], result["std_return"]
             print(f"{sparsity:.2f} {compensation:>6} ({alive} alive): {mean:.1f} ± {std:.1f}", flush=True)
+            if stats is not None:
+                rows[-1]["layers"] = stats
+                _print_stats(stats)
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1) + "\n")
 
