@@ -138,7 +138,7 @@ def main() -> None:
 
     states = visited_states(load(), cfg, vecnorm, args.states)
     rows = [{"sparsity": 0.0, "compensation": "-", "alive": None, **evaluate(load(), cfg, vecnormalize=vecnorm)}]
-    print(f"dense: {rows[0]['mean_return']:.1f} ± {rows[0]['std_return']:.1f}", flush=True)
+    print(f"as saved: {rows[0]['mean_return']:.1f} ± {rows[0]['std_return']:.1f}", flush=True)
     if args.stats:
         rows[0]["layers"] = layer_stats(load(), states)
         _print_stats(rows[0]["layers"])
