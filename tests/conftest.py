@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
 from torch import nn
 
 from prune_rl.pruning import PrunableNet, mlp_layers
+
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def load_script(name: str) -> ModuleType:
+    """Import ``scripts/<name>.py`` (scripts are not a package) as a fresh module."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tiny_mlp(seed: int = 0, n_in: int = 3, hidden: tuple[int, ...] = (8, 8), n_out: int = 2) -> nn.Sequential:

@@ -3,29 +3,20 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import FAST, FAST_ALGO, FAST_PRUNING
+from conftest import FAST, FAST_ALGO, FAST_PRUNING, load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "benchmark_pruning.py"
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("benchmark_pruning", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_differences_names_changed_added_and_removed_keys() -> None:
-    bench = _load_script()
+    bench = load_script("benchmark_pruning")
     old = {"seed": 0, "pruning": {"name": "dsp", "sparsity": 0.95, "begin": 0.1}}
     new = {"seed": 0, "pruning": {"name": "dsp", "sparsity": 0.9, "allocation": "layer"}}
     assert bench.differences(old, new) == [
@@ -105,7 +96,7 @@ def test_a_table_covers_only_the_tasks_and_algorithm_the_command_names(tmp_path:
         shutil.copytree(runs / "cartpole__ppo__dsp__seed0_256", copy)
         results = json.loads((copy / "results.json").read_text()) | {key: value}
         (copy / "results.json").write_text(json.dumps(results))
-    bench = _load_script()
+    bench = load_script("benchmark_pruning")
 
     def tasks(**kwargs: object) -> list[tuple[str, str]]:
         return [(r["env"], r["algo"]) for r in bench.table(tmp_path, **kwargs)]
@@ -130,7 +121,7 @@ def _row(env: str, timesteps: int, ratio: str) -> dict:
 
 
 def test_merge_replaces_only_the_tasks_it_has_rows_for_and_says_who_wrote_each(tmp_path: Path) -> None:
-    bench = _load_script()
+    bench = load_script("benchmark_pruning")
     out = tmp_path / "table.md"
     bench.write_tables([_row("CartPole-v1", 100, "1.000"), _row("Walker2d-v5", 500, "0.795")], out, "first")
     bench.write_tables([_row("Walker2d-v5", 500, "1.012")], out, "second", merge_into=True)
@@ -168,7 +159,7 @@ def test_a_run_made_before_a_key_existed_is_read_with_that_keys_old_behaviour(
 ) -> None:
     from omegaconf import OmegaConf
 
-    bench = _load_script()
+    bench = load_script("benchmark_pruning")
     assert path in bench.ADDED_KEYS
     overrides = bench.overrides("cartpole", "ppo", "dsp", 0, None, [])
     saved = bench.composed(overrides)
@@ -182,7 +173,7 @@ def test_a_run_made_before_a_key_existed_is_read_with_that_keys_old_behaviour(
 def test_a_run_made_when_compensate_was_a_switch_is_not_stale(tmp_path: Path) -> None:
     from omegaconf import OmegaConf
 
-    bench = _load_script()
+    bench = load_script("benchmark_pruning")
     overrides = bench.overrides("cartpole", "ppo", "dsp", 0, None, ["pruning.compensate=mean"])
     saved = bench.composed(overrides)
     saved["pruning"]["compensate"] = True  # how the same setting was written before 2026-11-22
@@ -195,14 +186,14 @@ def test_a_run_made_when_compensate_was_a_switch_is_not_stale(tmp_path: Path) ->
 def test_an_added_key_is_not_read_into_a_config_that_never_has_it(tmp_path: Path) -> None:
     from omegaconf import OmegaConf
 
-    bench = _load_script()
+    bench = load_script("benchmark_pruning")
     overrides = bench.overrides("cartpole", "ppo", "none", 0, None, [])
     OmegaConf.save(OmegaConf.create(bench.composed(overrides)), tmp_path / "config.yaml")
     assert bench.stale(tmp_path, overrides) == []  # a dense run has no pruning.compensate, then or now
 
 
 def test_merge_refuses_a_table_with_other_columns(tmp_path: Path) -> None:
-    bench = _load_script()
+    bench = load_script("benchmark_pruning")
     out = tmp_path / "table.md"
     bench.write_tables([_row("CartPole-v1", 100, "1.000") | {"old_column": "x"}], out, "first")
     with pytest.raises(SystemExit, match="other columns"):
@@ -213,7 +204,7 @@ def test_merge_refuses_a_table_with_other_columns(tmp_path: Path) -> None:
 def test_runs_train_this_checkouts_code_from_any_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # `python -m prune_rl.cli` imports prune_rl from its working directory: run from another checkout, the
     # script would have trained that checkout's code while its stale check composed this one's configs.
-    bench = _load_script()
+    bench = load_script("benchmark_pruning")
     calls: list[tuple[list[str], dict]] = []
 
     def call(cmd: list[str], **kwargs: object) -> int:

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import gymnasium as gym
 import pytest
 import torch
+from conftest import load_script
 from stable_baselines3 import PPO
 
 from prune_rl.pruning import NeuronMask
 from prune_rl.sb3.networks import prunable_nets
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "cut_once.py"
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("cut_once", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_layer_stats_count_alive_neurons_their_weights_and_saturation() -> None:
-    cut_once = _load_script()
+    cut_once = load_script("cut_once")
     torch.manual_seed(0)
     model = PPO("MlpPolicy", gym.make("CartPole-v1"), n_steps=64, batch_size=64, policy_kwargs={"net_arch": [4, 4]})
     first, second = (layer for net in prunable_nets(model) if net.role == "policy" for layer in net.layers)
