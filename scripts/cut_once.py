@@ -33,11 +33,14 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from prune_rl.config import TrainConfig, train_config
 from prune_rl.environment import make_env
-from prune_rl.pruning import COMPENSATIONS, IMPORTANCES, NeuronMask, fold_, select_alive
+from prune_rl.pruning import COMPENSATIONS, IMPORTANCES, HiddenLayer, NeuronMask, fold_, select_alive
 from prune_rl.pruning.importance import probe_activations
 from prune_rl.registry import ALGOS
 from prune_rl.sb3.networks import Probe, prunable_nets
 from prune_rl.train import MODEL_FILE, VECNORMALIZE_FILE, evaluate
+
+
+SATURATED = float(np.tanh(2.0))  # |activation| past which a tanh unit passes under a tenth of its peak gradient
 
 
 def visited_states(model: BaseAlgorithm, cfg: TrainConfig, vecnorm: Path | None, n_states: int) -> torch.Tensor:
@@ -56,13 +59,17 @@ def visited_states(model: BaseAlgorithm, cfg: TrainConfig, vecnorm: Path | None,
     return torch.as_tensor(np.stack(states), dtype=torch.float32)
 
 
-def cut(model: BaseAlgorithm, cfg: TrainConfig, states: torch.Tensor, sparsity: float, compensation: str) -> int:
-    """Cut the policy network once in place; return its alive hidden neurons."""
+def policy_probe(model: BaseAlgorithm, states: torch.Tensor) -> tuple[Probe, list[HiddenLayer]]:
+    """The policy's hidden layers, and a probe that runs the model on ``states`` (in evaluation mode)."""
     probe = Probe(model, len(states))
     probe.batch = (states, None)
-    nets = [net for net in prunable_nets(model) if net.role == "policy"]
-    layers = [layer for net in nets for layer in net.layers]
     model.policy.set_training_mode(False)
+    return probe, [layer for net in prunable_nets(model) if net.role == "policy" for layer in net.layers]
+
+
+def cut(model: BaseAlgorithm, cfg: TrainConfig, states: torch.Tensor, sparsity: float, compensation: str) -> int:
+    """Cut the policy network once in place; return its alive hidden neurons."""
+    probe, layers = policy_probe(model, states)
     scores = IMPORTANCES[cfg.pruning.importance](layers, probe)
     acts = probe_activations(layers, probe, "compensation")
     alive = [torch.ones(layer.n_neurons, dtype=torch.bool) for layer in layers]
@@ -71,9 +78,6 @@ def cut(model: BaseAlgorithm, cfg: TrainConfig, states: torch.Tensor, sparsity: 
         fold_(compensation, layer, keep, old & ~keep, act)
         NeuronMask(layer, keep).apply_()
     return sum(int(k.sum()) for k in new_alive)
-
-
-SATURATED = float(np.tanh(2.0))
 
 
 @torch.no_grad()
@@ -87,10 +91,7 @@ def layer_stats(model: BaseAlgorithm, states: torch.Tensor) -> list[dict]:
         neurons' incoming weights) and ``saturated`` (share of alive (neuron, state) pairs with
         ``|activation| > tanh(2)``).
     """
-    probe = Probe(model, len(states))
-    probe.batch = (states, None)
-    layers = [layer for net in prunable_nets(model) if net.role == "policy" for layer in net.layers]
-    model.policy.set_training_mode(False)
+    probe, layers = policy_probe(model, states)
     rows = []
     for layer, act in zip(layers, probe_activations(layers, probe, "layer stats"), strict=True):
         alive = layer.group_norms() > 0
@@ -137,10 +138,11 @@ def main() -> None:
         return ALGOS[cfg.algo.name].load(args.run_dir / MODEL_FILE, device="cpu")
 
     states = visited_states(load(), cfg, vecnorm, args.states)
-    rows = [{"sparsity": 0.0, "compensation": "-", "alive": None, **evaluate(load(), cfg, vecnormalize=vecnorm)}]
+    saved = load()
+    rows = [{"sparsity": 0.0, "compensation": "-", "alive": None, **evaluate(saved, cfg, vecnormalize=vecnorm)}]
     print(f"as saved: {rows[0]['mean_return']:.1f} ± {rows[0]['std_return']:.1f}", flush=True)
     if args.stats:
-        rows[0]["layers"] = layer_stats(load(), states)
+        rows[0]["layers"] = layer_stats(saved, states)
         _print_stats(rows[0]["layers"])
     for sparsity in args.sparsities:
         for compensation in args.compensations:
