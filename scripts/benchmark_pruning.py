@@ -9,6 +9,14 @@ beside them (``--table`` to write it elsewhere). ``--merge`` replaces only the t
 have runs in this root and keeps its other rows, each with the command that wrote it: the repository's table can
 be updated one task at a time from roots made in different sessions or on different machines.
 
+Beside the table, ``<table>_runs.csv`` keeps one record per run: its return, sparsity, a digest of its config
+(seed aside) and the command that tabled it. With ``--merge`` a run's record replaces the file's record of the
+same run and the file's other records are kept, and a task's row aggregates the root's runs with the file's
+records of that task's other seeds, so seeds trained on another machine stay in the row after their run
+directories are gone. Records made with another config than the root's runs of the same task and method stay in
+the file but out of the row, and are reported; so are runs in the root that today's composition would train
+differently.
+
 Both the stale check and the training runs use the ``prune_rl`` package of the checkout this script is in,
 whatever the working directory and whatever checkout is installed: a benchmark run from a second worktree (to
 keep training on a frozen commit while the first one changes) trains and compares that worktree's code and
@@ -32,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import itertools
 import json
 import os
@@ -102,12 +111,11 @@ def differences(old: object, new: object, prefix: str = "") -> list[str]:
     return [] if old == new else [f"{prefix.rstrip('.')}: {old} -> {new}"]
 
 
-def stale(out: Path, run_overrides: list[str]) -> list[str]:
-    """How a finished run's saved config differs from today's composition (empty: still valid)."""
+def _saved(out: Path, today: dict) -> dict:
+    """A finished run's saved config, with keys added since and values renamed since read as they are today."""
     from omegaconf import OmegaConf
 
     saved = OmegaConf.to_container(OmegaConf.load(out / "config.yaml"), resolve=True)
-    today = composed(run_overrides)
     for path, value in ADDED_KEYS.items():
         parent, now = _node(saved, path[:-1]), _node(today, path[:-1])
         # Only where today's config has the key: a dense run's `pruning` node never gets one.
@@ -118,7 +126,23 @@ def stale(out: Path, run_overrides: list[str]) -> list[str]:
         if isinstance(parent, dict) and path[-1] in parent:
             old = parent[path[-1]]
             parent[path[-1]] = renames.get(old, old)
-    return differences(saved, today)
+    return saved  # type: ignore[return-value]
+
+
+def stale(out: Path, run_overrides: list[str]) -> list[str]:
+    """How a finished run's saved config differs from today's composition (empty: still valid)."""
+    today = composed(run_overrides)
+    return differences(_saved(out, today), today)
+
+
+def config_digest(config: dict) -> str:
+    """
+    A short digest of a run's config without its seed and name: equal for the seeds of one setting.
+
+    :param config: A resolved config (``_saved`` or ``composed``).
+    """
+    setting = {k: v for k, v in config.items() if k not in ("seed", "run_name")}
+    return hashlib.sha1(json.dumps(setting, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def _node(tree: object, keys: tuple[str, ...]) -> object:
@@ -206,44 +230,122 @@ def reevaluate(out: Path, n_episodes: int) -> dict:
     return result
 
 
-def table(root: Path, eval_episodes: int | None = None, envs: Sequence[str] = ENVS, algo: str | None = None) -> list[dict]:
-    """
-    Aggregate finished runs per (env, algo, budget).
+RUN_COLUMNS = (
+    "env",
+    "algo",
+    "timesteps",
+    "method",
+    "seed",
+    "eval_episodes",
+    "mean_return",
+    "std_return",
+    "policy_neurons",
+    "policy_alive_neurons",
+    "policy_neuron_sparsity",
+    "policy_weight_sparsity",
+    "value_neuron_sparsity",
+    "value_weight_sparsity",
+    "config",
+    "written_by",
+)
+RUN_KEY = ("env", "algo", "timesteps", "method", "seed")
 
-    No wall-time ratio here: dense and pruned runs of a task may have run at different times and loads; the
-    pruning overhead is measured by ``scripts/bench_overhead.py``, interleaved in one run.
+
+def run_records(
+    root: Path,
+    eval_episodes: int | None = None,
+    envs: Sequence[str] = ENVS,
+    algo: str | None = None,
+    command: str = "",
+    extra: Sequence[str] = (),
+) -> list[dict]:
+    """
+    One record per finished run in the root: what the table aggregates, kept per run in ``<table>_runs.csv``.
 
     :param root: The benchmark root.
     :param eval_episodes: Evaluate every run again over this many episodes (None: the runs' final evaluations).
     :param envs: Only the runs of these tasks (short names, as in run directory names).
     :param algo: Only the runs of this algorithm (None: every algorithm).
+    :param command: The command that tabulates them, kept in each record's ``written_by``.
+    :param extra: The command's extra Hydra overrides: a run that today's composition with them would train
+        differently is reported as stale (and still tabulated).
+    :return: Records with the keys of :data:`RUN_COLUMNS`; the value columns are the mean over a run's value
+        networks (SAC and TD3 have two critics), a dense run's sparsity columns are empty, and ``config`` is
+        the :func:`config_digest` of the run's saved config.
     """
 
     def wanted(run: str) -> bool:
         run_env, run_algo = run.split("__")[:2]  # run_dir's naming
         return run_env in envs and algo in (None, run_algo)
 
-    paths = sorted((root / "runs").glob("*/results.json"))
-    runs = [json.loads(p.read_text()) | {"dir": p.parent.name} for p in paths if wanted(p.parent.name)]
-    if eval_episodes:
-        for r in runs:
-            r["eval"] = reevaluate(root / "runs" / r["dir"], eval_episodes)
+    records = []
+    for path in sorted((root / "runs").glob("*/results.json")):
+        if not wanted(path.parent.name):
+            continue
+        r = json.loads(path.read_text())
+        env = path.parent.name.split("__")[0]  # run_dir's naming
+        run_overrides = overrides(env, r["algo"], r["pruning"], r["seed"], r["n_timesteps"], list(extra))
+        today = composed(run_overrides)
+        saved = _saved(path.parent, today)
+        if changed := differences(saved, today):
+            print(f"stale: {path.parent.name} was trained with another config ({'; '.join(changed)})", flush=True)
+        evaluation = reevaluate(path.parent, eval_episodes) if eval_episodes else r["eval"]
+        nets = list((r.get("sparsity") or {}).values())
+        policy = [s for s in nets if s["role"] == "policy"][:1]
+        value = [s for s in nets if s["role"] == "value"]
+
+        def mean(stats: list[dict], key: str) -> float | str:
+            return statistics.mean(s[key] for s in stats) if stats else ""
+
+        records.append(
+            {
+                "env": r["env_id"],
+                "algo": r["algo"],
+                "timesteps": r["n_timesteps"],
+                "method": r["pruning"],
+                "seed": r["seed"],
+                "eval_episodes": evaluation["n_episodes"],
+                "mean_return": evaluation["mean_return"],
+                "std_return": evaluation["std_return"],
+                "policy_neurons": mean(policy, "neurons"),
+                "policy_alive_neurons": mean(policy, "alive_neurons"),
+                "policy_neuron_sparsity": mean(policy, "neuron_sparsity"),
+                "policy_weight_sparsity": mean(policy, "weight_sparsity"),
+                "value_neuron_sparsity": mean(value, "neuron_sparsity"),
+                "value_weight_sparsity": mean(value, "weight_sparsity"),
+                "config": config_digest(saved),
+                "written_by": command,
+            }
+        )
+    return records
+
+
+def aggregate(records: list[dict]) -> list[dict]:
+    """
+    The table's rows: dense and pruned runs aggregated per (env, algo, budget).
+
+    No wall-time ratio here: dense and pruned runs of a task may have run at different times and loads; the
+    pruning overhead is measured by ``scripts/bench_overhead.py``, interleaved in one run.
+
+    :param records: Run records (:func:`run_records`, or read back from a runs CSV: values may be strings).
+    :return: One row per task, sorted by task.
+    """
     groups: dict[tuple, dict[str, list[dict]]] = {}
-    for r in runs:
-        key = (r["env_id"], r["algo"], r["n_timesteps"])
-        groups.setdefault(key, {}).setdefault(r["pruning"], []).append(r)
+    for r in records:
+        key = (r["env"], r["algo"], int(r["timesteps"]))
+        groups.setdefault(key, {}).setdefault(r["method"], []).append(r)
     rows = []
     for (env_id, algo, budget), by_method in sorted(groups.items()):
         dense, pruned = by_method.get("none", []), by_method.get("dsp", [])
-        d_ret = [r["eval"]["mean_return"] for r in dense]
-        p_ret = [r["eval"]["mean_return"] for r in pruned]
-
-        def role(r: dict, which: str) -> list[dict]:
-            return [s for s in r["sparsity"].values() if s["role"] == which]
-
-        pol = [role(r, "policy")[0] for r in pruned]
-        val = [v for r in pruned for v in role(r, "value")]
+        dense, pruned = sorted(dense, key=lambda r: int(r["seed"])), sorted(pruned, key=lambda r: int(r["seed"]))
+        d_ret = [float(r["mean_return"]) for r in dense]
+        p_ret = [float(r["mean_return"]) for r in pruned]
         ratio = statistics.mean(p_ret) / statistics.mean(d_ret) if d_ret and p_ret and statistics.mean(d_ret) else None
+        val = [r for r in pruned if r["value_neuron_sparsity"] != ""]
+
+        def mean(runs: list[dict], key: str) -> str:
+            return f"{statistics.mean(float(r[key]) for r in runs):.3f}" if runs else "-"
+
         rows.append(
             {
                 "env": env_id,
@@ -251,19 +353,31 @@ def table(root: Path, eval_episodes: int | None = None, envs: Sequence[str] = EN
                 "timesteps": budget,
                 "seeds_dense": len(dense),
                 "seeds_pruned": len(pruned),
-                "eval_episodes": "/".join(sorted({str(r["eval"]["n_episodes"]) for r in dense + pruned})),
+                "eval_episodes": "/".join(sorted({str(r["eval_episodes"]) for r in dense + pruned})),
                 "return_dense": _mean_std(d_ret),
                 "return_pruned": _mean_std(p_ret),
                 "return_ratio": f"{ratio:.3f}" if ratio is not None else "-",
-                "policy_neuron_sparsity": f"{statistics.mean(s['neuron_sparsity'] for s in pol):.3f}" if pol else "-",
-                "policy_weight_sparsity": f"{statistics.mean(s['weight_sparsity'] for s in pol):.3f}" if pol else "-",
-                "policy_alive_neurons": "/".join(str(s["alive_neurons"]) for s in pol)
-                + (f" of {pol[0]['neurons']}" if pol else ""),
-                "value_neuron_sparsity": f"{statistics.mean(s['neuron_sparsity'] for s in val):.3f}" if val else "-",
-                "value_weight_sparsity": f"{statistics.mean(s['weight_sparsity'] for s in val):.3f}" if val else "-",
+                "policy_neuron_sparsity": mean(pruned, "policy_neuron_sparsity"),
+                "policy_weight_sparsity": mean(pruned, "policy_weight_sparsity"),
+                "policy_alive_neurons": "/".join(str(int(float(r["policy_alive_neurons"]))) for r in pruned)
+                + (f" of {int(float(pruned[0]['policy_neurons']))}" if pruned else ""),
+                "value_neuron_sparsity": mean(val, "value_neuron_sparsity"),
+                "value_weight_sparsity": mean(val, "value_weight_sparsity"),
             }
         )
     return rows
+
+
+def table(root: Path, eval_episodes: int | None = None, envs: Sequence[str] = ENVS, algo: str | None = None) -> list[dict]:
+    """
+    Aggregate the finished runs in the root per (env, algo, budget): :func:`aggregate` of :func:`run_records`.
+
+    :param root: The benchmark root.
+    :param eval_episodes: Evaluate every run again over this many episodes (None: the runs' final evaluations).
+    :param envs: Only the runs of these tasks (short names, as in run directory names).
+    :param algo: Only the runs of this algorithm (None: every algorithm).
+    """
+    return aggregate(run_records(root, eval_episodes, envs, algo))
 
 
 ROW_KEY = ("env", "algo", "timesteps")
@@ -316,19 +430,76 @@ def merge(rows: list[dict], command: str, out: Path) -> tuple[list[dict], dict[s
     return merged, commands
 
 
-def write_tables(rows: list[dict], out: Path, command: str, merge_into: bool = False) -> None:
+def runs_csv(out: Path) -> Path:
+    """The per-run CSV beside the table ``out``: ``<stem>_runs.csv``."""
+    return out.with_name(f"{out.stem}_runs.csv")
+
+
+def read_records(out: Path) -> list[dict]:
+    """The run records written beside the table ``out`` before (empty if there are none)."""
+    if not runs_csv(out).is_file():
+        return []
+    with open(runs_csv(out), newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _run_key(record: dict) -> tuple[str, ...]:
+    return tuple(str(record[k]) for k in RUN_KEY)
+
+
+def merge_records(new: list[dict], old: list[dict]) -> tuple[list[dict], list[dict]]:
     """
-    Write ``rows`` as ``out`` (markdown) and the CSV beside it.
+    ``new`` run records merged into ``old`` ones, and the records the rows of ``new``'s tasks aggregate.
+
+    A new record replaces the old record of the same run (task, method and seed); old records of other runs
+    are kept, so a row can gather seeds trained on different machines whose run directories are gone. An old
+    record of a task and method that ``new`` has, made with another config (``config`` digest) than all of
+    ``new``'s, stays in the file but out of the row, and is reported.
+
+    :param new: Records of the runs in this root (:func:`run_records`).
+    :param old: Records read back from the runs CSV (:func:`read_records`).
+    :return: All records, sorted by run, and those of ``new``'s tasks that the rows aggregate.
+    """
+    replaced = {_run_key(r) for r in new}
+    merged = [r for r in old if _run_key(r) not in replaced] + [{k: str(v) for k, v in r.items()} for r in new]
+    merged.sort(key=lambda r: (r["env"], r["algo"], int(r["timesteps"]), r["method"], int(r["seed"])))
+    tasks = {_run_key(r)[:3] for r in new}
+    settings: dict[tuple[str, ...], set[str]] = {}
+    for r in new:
+        settings.setdefault(_run_key(r)[:4], set()).add(str(r["config"]))
+    used = []
+    for r in merged:
+        if _run_key(r)[:3] not in tasks:
+            continue
+        wanted = settings.get(_run_key(r)[:4])
+        if wanted is not None and r.get("config") not in wanted:
+            print(f"left out: {' '.join(_run_key(r))} (config {r.get('config')}, this root's {sorted(wanted)})")
+            continue
+        used.append(r)
+    return merged, used
+
+
+def write_tables(
+    rows: list[dict], out: Path, command: str, merge_into: bool = False, records: list[dict] | None = None
+) -> None:
+    """
+    Write ``rows`` as ``out`` (markdown) and the CSV beside it, and ``records`` as the runs CSV.
 
     :param rows: One row per task (env, algo, budget).
     :param out: The markdown table's path.
     :param command: The command that made the rows, written into the markdown as a comment.
-    :param merge_into: Keep the existing table's rows of tasks that ``rows`` lack (see :func:`merge`).
+    :param merge_into: Keep the existing table's rows of tasks that ``rows`` lack (see :func:`merge`) and, with
+        ``records``, the runs CSV's records of runs that ``records`` lack (see :func:`merge_records`); the rows
+        of ``records``' tasks are then aggregated from both.
+    :param records: The runs behind ``rows`` (:func:`run_records`), written to :func:`runs_csv`.
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     if not rows:
         print("no finished runs yet")
         return
+    if records is not None and merge_into:
+        records, used = merge_records(records, read_records(out))
+        rows = aggregate(used)
     comments = [f"<!-- written by: {command} -->"]
     if merge_into:
         rows, commands = merge(rows, command, out)
@@ -338,11 +509,16 @@ def write_tables(rows: list[dict], out: Path, command: str, merge_into: bool = F
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    if records is not None:
+        with open(runs_csv(out), "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(RUN_COLUMNS))
+            writer.writeheader()
+            writer.writerows(records)
     lines = [*comments, "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(str(v) for v in row.values()) + " |" for row in rows]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[len(comments) :]))
-    print(f"wrote {out.with_suffix('.md')} and .csv")
+    print(f"wrote {out.with_suffix('.md')}, .csv" + (f" and {runs_csv(out).name}" if records is not None else ""))
 
 
 def main() -> None:
@@ -384,7 +560,9 @@ def main() -> None:
 
             ok = all(list(pool.map(one, todo)))
     out = args.table if args.table is not None else args.root / "pruning_benchmark.md"
-    write_tables(table(args.root, args.eval_episodes, args.envs, args.algo), out, "python " + " ".join(sys.argv), args.merge)
+    command = "python " + " ".join(sys.argv)
+    records = run_records(args.root, args.eval_episodes, args.envs, args.algo, command, args.overrides)
+    write_tables(aggregate(records), out, command, args.merge, records)
     if not ok:
         sys.exit(1)
 

@@ -69,6 +69,9 @@ def test_eval_episodes_evaluates_every_run_again_once_and_tabulates_it(tmp_path:
     assert again["n_episodes"] == 3 and again["env_id"] == "CartPole-v1"
     [row] = csv.DictReader(open(tmp_path / "table.csv"))
     assert row["eval_episodes"] == "3" and row["return_pruned"] == f"{again['mean_return']:.1f}"
+    [record] = csv.DictReader(open(tmp_path / "table_runs.csv"))  # the run behind the row, at full precision
+    assert (record["method"], record["seed"], record["eval_episodes"]) == ("dsp", "0", "3")
+    assert float(record["mean_return"]) == again["mean_return"] and "--eval-episodes 3" in record["written_by"]
 
     assert "evaluated" not in _bench(tmp_path, "--table-only", "--eval-episodes", "3")  # cached
 
@@ -82,6 +85,8 @@ def test_the_table_goes_into_the_root_unless_told_otherwise(tmp_path: Path) -> N
     assert done.returncode == 0, done.stdout + done.stderr
     [row] = csv.DictReader(open(tmp_path / "pruning_benchmark.csv"))
     assert row["env"] == "CartPole-v1"
+    # tabled without the fast overrides it was trained with: tabled, and reported as made with another config
+    assert "stale: cartpole__ppo__dsp__seed0_256 was trained with another config" in done.stdout
     assert (tmp_path / "pruning_benchmark.md").read_text().startswith("<!-- written by: python ")
     assert (repo_table.read_text() if repo_table.is_file() else None) == before  # a tuning root never writes it
 
@@ -143,6 +148,66 @@ def test_merge_replaces_only_the_tasks_it_has_rows_for_and_says_who_wrote_each(t
     bench.write_tables([_row("Hopper-v5", 500, "1.092")], out, "fourth")  # without --merge: only its own rows
     assert [r["env"] for r in csv.DictReader(open(out.with_suffix(".csv")))] == ["Hopper-v5"]
     assert out.read_text().startswith("<!-- written by: fourth -->\n")
+
+
+def _record(method: str, seed: int, ret: float, config: str = "a", by: str = "first") -> dict:
+    sparse = method == "dsp"
+    return {
+        "env": "Walker2d-v5",
+        "algo": "ppo",
+        "timesteps": 1000,
+        "method": method,
+        "seed": seed,
+        "eval_episodes": 50,
+        "mean_return": ret,
+        "std_return": 1.0,
+        "policy_neurons": 512 if sparse else "",
+        "policy_alive_neurons": 24 if sparse else "",
+        "policy_neuron_sparsity": 0.953125 if sparse else "",
+        "policy_weight_sparsity": 0.99 if sparse else "",
+        "value_neuron_sparsity": 0.5 if sparse else "",
+        "value_weight_sparsity": 0.7 if sparse else "",
+        "config": config,
+        "written_by": by,
+    }
+
+
+def test_the_config_digest_tells_settings_apart_and_not_seeds() -> None:
+    bench = load_script("benchmark_pruning")
+
+    def digest(method: str, seed: int, *extra: str) -> str:
+        return bench.config_digest(bench.composed(bench.overrides("cartpole", "ppo", method, seed, None, list(extra))))
+
+    assert digest("dsp", 0) == digest("dsp", 3)
+    assert len({digest("dsp", 0), digest("none", 0), digest("dsp", 0, "pruning.fan_in_lr=0.5")}) == 3
+
+
+def test_merge_gathers_a_tasks_seeds_from_the_runs_file_and_leaves_out_other_configs(tmp_path: Path) -> None:
+    bench = load_script("benchmark_pruning")
+    out = tmp_path / "table.md"
+
+    def write(records: list[dict], by: str) -> dict:
+        bench.write_tables(bench.aggregate(records), out, by, merge_into=True, records=records)
+        [row] = csv.DictReader(open(out.with_suffix(".csv")))
+        return row
+
+    first = [_record("none", 0, 100.0), _record("dsp", 0, 90.0)]
+    assert write(first, "first")["return_ratio"] == "0.900"
+    # seed 1 from another machine's root (seed 0's run directories are not there): the row has both seeds
+    row = write([_record("none", 1, 300.0, by="second"), _record("dsp", 1, 330.0, by="second")], "second")
+    assert (row["seeds_dense"], row["seeds_pruned"], row["return_ratio"]) == ("2", "2", "1.050")
+    assert row["return_dense"] == "200.0 ± 100.0" and row["policy_alive_neurons"] == "24/24 of 512"
+    runs = list(csv.DictReader(open(tmp_path / "table_runs.csv")))
+    assert [(r["method"], r["seed"], r["written_by"]) for r in runs] == [
+        ("dsp", "0", "first"),
+        ("dsp", "1", "second"),
+        ("none", "0", "first"),
+        ("none", "1", "second"),
+    ]
+    # a seed trained again replaces its record; pruned runs of another setting keep the old ones out of the row
+    row = write([_record("dsp", 1, 150.0, config="b", by="third")], "third")
+    assert (row["seeds_dense"], row["seeds_pruned"], row["return_ratio"]) == ("2", "1", "0.750")
+    assert len(list(csv.DictReader(open(tmp_path / "table_runs.csv")))) == 4  # seed 0's pruned record is kept
 
 
 @pytest.mark.parametrize(
