@@ -97,6 +97,9 @@ class PruningConfig:
         ``linear`` existed, read as ``none`` and ``mean``.
     :param fan_in_lr: Multiply the updates of every layer fed by a pruned layer by ``(n_neurons / n_alive) **
         fan_in_lr`` (1: muP's Adam rule, so a narrowed layer learns as fast as the dense one; 0: off).
+    :param distill_steps: Full-batch Adam steps after every cut that fit the networks back to their outputs
+        before the cut, on the states that scored it (0: off).
+    :param distill_lr: Their learning rate.
     :param regularizer: The group-sparse regularizer.
     """
 
@@ -113,6 +116,8 @@ class PruningConfig:
     probe_size: int = 2048
     compensate: str = "none"
     fan_in_lr: float = 0.0
+    distill_steps: int = 0
+    distill_lr: float = 1e-3
     regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
 
 
@@ -219,6 +224,8 @@ def _validate_pruning(p: PruningConfig) -> None:
         raise ConfigError(f"pruning.probe_size must be >= 1, got {p.probe_size}")
     if not 0.0 <= p.fan_in_lr <= 1.0:
         raise ConfigError(f"pruning.fan_in_lr must be in [0, 1], got {p.fan_in_lr}")
+    if p.distill_steps < 0 or p.distill_lr <= 0:
+        raise ConfigError(f"pruning.distill_steps must be >= 0 and distill_lr > 0, got {p.distill_steps}, {p.distill_lr}")
 
 
 def train_config(data: dict[str, Any]) -> TrainConfig:

@@ -67,6 +67,8 @@ ADDED_KEYS: dict[tuple[str, ...], object] = {
     ("pruning", "compensate"): "none",
     ("pruning", "fan_in_lr"): 0.0,
     ("pruning", "schedule"): "cubic",
+    ("pruning", "distill_steps"): 0,
+    ("pruning", "distill_lr"): 1e-3,
 }
 # Values a key once took that now read differently (same behaviour, new spelling).
 RENAMED_VALUES: dict[tuple[str, ...], dict[object, object]] = {

@@ -8,6 +8,10 @@ training-time pruning has to win back: ``none`` drops the neurons, ``mean`` fold
 next layer's bias and ``linear`` also their least-squares estimate from the kept neurons
 (``prune_rl.pruning.fold_linear_``). The value network is left dense (it does not act).
 
+``--distill-steps`` also fits each cut policy back to the dense policy's outputs on the same states
+(``prune_rl.pruning.distill_``, full-batch Adam at ``--distill-lr``) before it is evaluated; 0 (the default)
+evaluates the cut alone. Several values compare them.
+
 ``--stats`` also prints, for each policy hidden layer of the dense and of every cut agent, its alive neurons,
 the mean norm of their incoming weights and the share of (neuron, state) pairs with ``|activation| > tanh(2)``
 (for tanh units: the saturated share, where gradients through the unit are under a tenth of their peak).
@@ -33,7 +37,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from prune_rl.config import TrainConfig, train_config
 from prune_rl.environment import make_env
-from prune_rl.pruning import COMPENSATIONS, IMPORTANCES, HiddenLayer, NeuronMask, fold_, select_alive
+from prune_rl.pruning import COMPENSATIONS, IMPORTANCES, HiddenLayer, NeuronMask, distill_, fold_, select_alive
 from prune_rl.pruning.importance import probe_activations
 from prune_rl.registry import ALGOS
 from prune_rl.sb3.networks import Probe, prunable_nets
@@ -67,17 +71,35 @@ def policy_probe(model: BaseAlgorithm, states: torch.Tensor) -> tuple[Probe, lis
     return probe, [layer for net in prunable_nets(model) if net.role == "policy" for layer in net.layers]
 
 
-def cut(model: BaseAlgorithm, cfg: TrainConfig, states: torch.Tensor, sparsity: float, compensation: str) -> int:
-    """Cut the policy network once in place; return its alive hidden neurons."""
+def cut(
+    model: BaseAlgorithm,
+    cfg: TrainConfig,
+    states: torch.Tensor,
+    sparsity: float,
+    compensation: str,
+    distill_steps: int = 0,
+    distill_lr: float = 1e-3,
+) -> tuple[int, tuple[float, float]]:
+    """
+    Cut the policy network once in place, then distill it towards its outputs before the cut.
+
+    :return: Its alive hidden neurons, and the output loss (:func:`prune_rl.pruning.output_loss`) before and after
+        distillation.
+    """
     probe, layers = policy_probe(model, states)
+    with torch.no_grad():
+        targets = [out.detach() for out in probe()]
     scores = IMPORTANCES[cfg.pruning.importance](layers, probe)
     acts = probe_activations(layers, probe, "compensation")
     alive = [torch.ones(layer.n_neurons, dtype=torch.bool) for layer in layers]
     new_alive, _ = select_alive(scores, alive, sparsity, cfg.pruning.min_neurons)
-    for layer, old, keep, act in zip(layers, alive, new_alive, acts, strict=True):
+    masks = [NeuronMask(layer, keep) for layer, keep in zip(layers, new_alive, strict=True)]
+    for layer, old, keep, act, mask in zip(layers, alive, new_alive, acts, masks, strict=True):
         fold_(compensation, layer, keep, old & ~keep, act)
-        NeuronMask(layer, keep).apply_()
-    return sum(int(k.sum()) for k in new_alive)
+        mask.apply_()
+    params = [p for net in prunable_nets(model) if net.role == "policy" for lin in net.linears for p in lin.parameters()]
+    losses = distill_(params, probe, targets, masks, distill_steps, distill_lr)
+    return sum(int(k.sum()) for k in new_alive), losses
 
 
 @torch.no_grad()
@@ -124,6 +146,8 @@ def main() -> None:
     parser.add_argument("--importance", choices=sorted(IMPORTANCES), help="criterion (default: the run's)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--stats", action="store_true", help="per-layer weight norms and saturation as well")
+    parser.add_argument("--distill-steps", type=int, nargs="+", default=[0], help="Adam steps fitting each cut back")
+    parser.add_argument("--distill-lr", type=float, default=1e-3)
     args = parser.parse_args()
 
     data = OmegaConf.to_container(OmegaConf.load(args.run_dir / "config.yaml"), resolve=True)
@@ -146,16 +170,22 @@ def main() -> None:
         _print_stats(rows[0]["layers"])
     for sparsity in args.sparsities:
         for compensation in args.compensations:
-            model = load()
-            alive = cut(model, cfg, states, sparsity, compensation)
-            stats = layer_stats(model, states) if args.stats else None
-            result = evaluate(model, cfg, vecnormalize=vecnorm)
-            rows.append({"sparsity": sparsity, "compensation": compensation, "alive": alive, **result})
-            mean, std = result["mean_return"], result["std_return"]
-            print(f"{sparsity:.2f} {compensation:>6} ({alive} alive): {mean:.1f} ± {std:.1f}", flush=True)
-            if stats is not None:
-                rows[-1]["layers"] = stats
-                _print_stats(stats)
+            for steps in args.distill_steps:
+                model = load()
+                alive, (before, after) = cut(model, cfg, states, sparsity, compensation, steps, args.distill_lr)
+                stats = layer_stats(model, states) if args.stats else None
+                result = evaluate(model, cfg, vecnormalize=vecnorm)
+                row = {"sparsity": sparsity, "compensation": compensation, "alive": alive, "distill_steps": steps}
+                rows.append(row | {"output_loss": [before, after], **result})
+                mean, std = result["mean_return"], result["std_return"]
+                print(
+                    f"{sparsity:.2f} {compensation:>6} ({alive} alive), {steps} distill steps (output loss {before:.3f}"
+                    f" -> {after:.3f}): {mean:.1f} ± {std:.1f}",
+                    flush=True,
+                )
+                if stats is not None:
+                    rows[-1]["layers"] = stats
+                    _print_stats(stats)
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1) + "\n")
 

@@ -217,6 +217,7 @@ def test_merge_gathers_a_tasks_seeds_from_the_runs_file_and_leaves_out_other_con
         (("pruning", "compensate"), "linear"),
         (("pruning", "fan_in_lr"), 1.0),
         (("pruning", "schedule"), "geometric"),
+        (("pruning", "distill_steps"), 50),
     ],
 )
 def test_a_run_made_before_a_key_existed_is_read_with_that_keys_old_behaviour(

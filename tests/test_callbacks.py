@@ -78,6 +78,23 @@ def test_tensorboard_gets_pruning_tags(tmp_path) -> None:
     assert {"prune/alive/pi.0", "prune/alive/pi.1", "prune/alive/vf.0"} <= tags
 
 
+@pytest.mark.parametrize(("algo", "env"), [("ppo", "cartpole"), ("sac", "hopper")])
+def test_distilled_cuts_keep_pruned_neurons_zero_and_are_logged(algo: str, env: str, tmp_path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    overrides = [*fast(algo, env), "pruning.sparsity=0.5", "pruning.value_sparsity=0.5", "pruning.distill_steps=5"]
+    results = run(train_cfg([*overrides, "pruning.compensate=linear"]), tmp_path)
+    model = ALGO_CLASSES[algo].load(tmp_path / "model.zip", device="cpu")
+    _dead_groups_are_zero(model, load_masks(tmp_path / "masks.pt"))  # target networks included (SAC)
+    for stats in results["sparsity"].values():
+        assert set(stats["alive_per_layer"].values()) == {4}
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    before, after = (events.Scalars(f"prune/distill_loss_{when}") for when in ("before", "after"))
+    assert len(before) == len(after) > 0
+    assert all(a.value <= b.value for a, b in zip(after, before, strict=True))
+
+
 def test_save_load_continue_keeps_masks(tmp_path) -> None:
     cfg = train_cfg([*fast("ppo", "cartpole"), "pruning.sparsity=0.5"])
     run(cfg, tmp_path / "first")

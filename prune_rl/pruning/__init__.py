@@ -5,6 +5,7 @@ Conventions: "sparsity" is always the fraction *removed* (0 = dense, 1 = empty).
 """
 
 from prune_rl.pruning.compensation import COMPENSATIONS, fold_, fold_linear_, fold_mean_, mean_activations
+from prune_rl.pruning.distill import distill_, output_loss
 from prune_rl.pruning.fan_in import FanInLR, fan_in_scales
 from prune_rl.pruning.groups import HiddenLayer, PrunableNet, compact_weight_count, link_mirrors, mlp_layers
 from prune_rl.pruning.importance import (
@@ -37,6 +38,7 @@ __all__ = [
     "compact_weight_count",
     "cut_share",
     "deviation_importance",
+    "distill_",
     "fan_in_scales",
     "fold_",
     "fold_linear_",
@@ -47,6 +49,7 @@ __all__ = [
     "mean_activations",
     "mlp_layers",
     "n_kept",
+    "output_loss",
     "reconstruction_importance",
     "select_alive",
     "taylor_importance",

@@ -19,6 +19,7 @@ from prune_rl.pruning import (
     Sparsity,
     compact_weight_count,
     cut_share,
+    distill_,
     fan_in_scales,
     fold_,
     layer_quota,
@@ -47,6 +48,9 @@ class DynamicPruningCallback(BaseCallback):
     score importance are captured at the end of the previous rollout. Calling ``learn()`` again with the same
     callback keeps its masks and starts a new schedule over the new call.
 
+    With ``distill_steps > 0`` every cut is followed by that many full-batch Adam steps that fit the networks back
+    to their outputs before the cut on the same states (:func:`prune_rl.pruning.distill_`).
+
     With ``fan_in_lr > 0`` the optimizer updates of layers fed by pruned layers are scaled up as their inputs
     are removed (:class:`prune_rl.pruning.FanInLR`, the one part that acts on every gradient step).
 
@@ -69,6 +73,7 @@ class DynamicPruningCallback(BaseCallback):
         self.schedules: dict[str, Sparsity] = {}
         self.thresholds: dict[str, float] = {}
         self.cut_shares: dict[str, float] = {}  # group-norm share removed by each network's last cut
+        self.distill_losses: tuple[float, float] | None = None  # output loss of the last cut, before/after distill
         self.anchor_keep: dict[str, list[int] | None] = {}  # per layer, for regularizer.anchor=keep
         self.fan_in_lrs: list[FanInLR] = []
         self.n_events = 0
@@ -176,7 +181,9 @@ class DynamicPruningCallback(BaseCallback):
         compensate, acts = self.cfg.compensate, {}
         if compensate != "none":
             acts = dict(zip(names, probe_activations(layers, self.probe, "compensation"), strict=True))
+        targets = [out.detach() for out in self.probe()] if self.cfg.distill_steps > 0 else None
         self.model.policy.set_training_mode(was_training)
+        changed = False
         for net in self.nets:
             alive = [self.masks[la.name].alive for la in net.layers]
             net_scores = [scores[la.name] for la in net.layers]
@@ -192,7 +199,14 @@ class DynamicPruningCallback(BaseCallback):
                         fold_(compensate, layer, keep, mask.alive & ~keep, acts[layer.name])
                     mask.alive = keep
                     mask.apply_(self.optimizers)
+                    changed = True
             self.lassos[net.name].set_importance(net_scores, new_alive, self.anchor_keep[net.name])
+        if targets is not None and changed:
+            self.model.policy.set_training_mode(False)
+            params = [p for net in self.nets for linear in net.linears for p in linear.parameters()]
+            cfg = self.cfg
+            self.distill_losses = distill_(params, self.probe, targets, self.masks.values(), cfg.distill_steps, cfg.distill_lr)
+            self.model.policy.set_training_mode(was_training)
         self._set_fan_in_scales()
         self._last_event = progress
         self.n_events += 1
@@ -243,6 +257,9 @@ class DynamicPruningCallback(BaseCallback):
                 self.logger.record(f"prune/alive/{layer}", n)
         for name, share in self.cut_shares.items():
             self.logger.record(f"prune/cut_share/{name}", share)
+        if self.distill_losses is not None:
+            self.logger.record("prune/distill_loss_before", self.distill_losses[0])
+            self.logger.record("prune/distill_loss_after", self.distill_losses[1])
         self.logger.record("prune/events", self.n_events)
 
     # -- persistence -------------------------------------------------------------------------------
