@@ -141,9 +141,16 @@ def config_digest(config: dict) -> str:
     """
     A short digest of a run's config without its seed and name: equal for the seeds of one setting.
 
+    Keys of :data:`ADDED_KEYS` that hold the value every run had before they existed are left out, so that a key
+    added later does not change the digests of the runs already recorded.
+
     :param config: A resolved config (``_saved`` or ``composed``).
     """
-    setting = {k: v for k, v in config.items() if k not in ("seed", "run_name")}
+    setting = json.loads(json.dumps({k: v for k, v in config.items() if k not in ("seed", "run_name")}, default=str))
+    for path, value in ADDED_KEYS.items():
+        parent = _node(setting, path[:-1])
+        if isinstance(parent, dict) and path[-1] in parent and parent[path[-1]] == value:
+            del parent[path[-1]]
     return hashlib.sha1(json.dumps(setting, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

@@ -284,3 +284,14 @@ def test_runs_train_this_checkouts_code_from_any_working_directory(tmp_path: Pat
     assert kwargs["cwd"] == ROOT
     assert cmd[-1] == f"hydra.run.dir={tmp_path / 'root' / 'runs' / out.name}"
     assert str(ROOT) == bench.sys.path[0]
+
+
+def test_a_key_added_at_its_old_behaviour_leaves_the_digest_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = load_script("benchmark_pruning")
+    config = bench.composed(bench.overrides("cartpole", "ppo", "dsp", 0, None, []))
+    before = bench.config_digest(config)
+    config["pruning"]["new_key"] = 7  # a key added later, at the value that repeats what runs did without it
+    monkeypatch.setitem(bench.ADDED_KEYS, ("pruning", "new_key"), 7)
+    assert bench.config_digest(config) == before
+    config["pruning"]["new_key"] = 8  # a run that sets it otherwise is another setting
+    assert bench.config_digest(config) != before
