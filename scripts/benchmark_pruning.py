@@ -283,16 +283,12 @@ def run_records(
         the :func:`config_digest` of the run's saved config.
     """
 
-    def wanted(run: str) -> bool:
-        run_env, run_algo = run.split("__")[:2]  # run_dir's naming
-        return run_env in envs and algo in (None, run_algo)
-
     records = []
     for path in sorted((root / "runs").glob("*/results.json")):
-        if not wanted(path.parent.name):
+        env, run_algo = path.parent.name.split("__")[:2]  # run_dir's naming
+        if env not in envs or algo not in (None, run_algo):
             continue
         r = json.loads(path.read_text())
-        env = path.parent.name.split("__")[0]  # run_dir's naming
         run_overrides = overrides(env, r["algo"], r["pruning"], r["seed"], r["n_timesteps"], list(extra))
         today = composed(run_overrides)
         saved = _saved(path.parent, today)

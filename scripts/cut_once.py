@@ -88,7 +88,7 @@ def cut(
     """
     probe, layers = policy_probe(model, states)
     with torch.no_grad():
-        targets = [out.detach() for out in probe()]
+        targets = probe()
     scores = IMPORTANCES[cfg.pruning.importance](layers, probe)
     acts = probe_activations(layers, probe, "compensation")
     alive = [torch.ones(layer.n_neurons, dtype=torch.bool) for layer in layers]
@@ -97,7 +97,7 @@ def cut(
     for layer, old, keep, act, mask in zip(layers, alive, new_alive, acts, masks, strict=True):
         fold_(compensation, layer, keep, old & ~keep, act)
         mask.apply_()
-    params = [p for net in prunable_nets(model) if net.role == "policy" for lin in net.linears for p in lin.parameters()]
+    params = [p for net in prunable_nets(model) if net.role == "policy" for p in net.parameters()]
     losses = distill_(params, probe, targets, masks, distill_steps, distill_lr)
     return sum(int(k.sum()) for k in new_alive), losses
 

@@ -114,6 +114,10 @@ class PrunableNet:
         """:return: Number of hidden neurons of the dense network."""
         return sum(layer.n_neurons for layer in self.layers)
 
+    def parameters(self) -> list[nn.Parameter]:
+        """:return: The weights and biases of every Linear layer of the network (not of its mirrors)."""
+        return [param for linear in self.linears for param in linear.parameters()]
+
 
 def mlp_layers(
     name: str, body: nn.Module, heads: Sequence[nn.Module] | None = None

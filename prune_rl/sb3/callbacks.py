@@ -203,7 +203,7 @@ class DynamicPruningCallback(BaseCallback):
             self.lassos[net.name].set_importance(net_scores, new_alive, self.anchor_keep[net.name])
         if targets is not None and changed:
             self.model.policy.set_training_mode(False)
-            params = [p for net in self.nets for linear in net.linears for p in linear.parameters()]
+            params = [p for net in self.nets for p in net.parameters()]
             cfg = self.cfg
             self.distill_losses = distill_(params, self.probe, targets, self.masks.values(), cfg.distill_steps, cfg.distill_lr)
             self.model.policy.set_training_mode(was_training)
