@@ -190,6 +190,8 @@ def run(cfg: TrainConfig, run_dir: str | Path) -> dict:
         "eval_seconds": eval_seconds,  # of which periodic evaluations
         "train_seconds": wall - eval_seconds,
         "fps": model.num_timesteps / max(wall - eval_seconds, 1e-9),  # training steps per training second
+        "prune_seconds": pruner.prune_seconds if pruner is not None else 0.0,  # of training: pruning events
+        "distill_seconds": pruner.distill_seconds if pruner is not None else 0.0,  # of which distillation
         "eval": final,
         "sparsity": pruner.stats() if pruner is not None else None,
     }

@@ -34,6 +34,7 @@ def test_valid_pair_trains_and_writes_a_loadable_run(algo: str, env: str, tmp_pa
     for key in ("env_id", "algo", "seed", "timesteps", "wall_seconds"):
         assert key in on_disk
     assert on_disk["eval"]["n_episodes"] == 2 and on_disk["eval"]["std_return"] >= 0
+    assert on_disk["prune_seconds"] == on_disk["distill_seconds"] == 0.0  # dense: no pruning events
     assert (tmp_path / "vecnormalize.pkl").is_file() == cfg.env.normalize
     assert list(tmp_path.glob("events.out.tfevents.*")), "TensorBoard events missing"
     assert (tmp_path / "evaluations.npz").is_file(), "periodic evaluation missing"

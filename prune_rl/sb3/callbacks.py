@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,8 @@ class DynamicPruningCallback(BaseCallback):
         self.anchor_keep: dict[str, list[int] | None] = {}  # per layer, for regularizer.anchor=keep
         self.fan_in_lrs: list[FanInLR] = []
         self.n_events = 0
+        self.prune_seconds = 0.0  # wall time of pruning events (scoring, cuts, folds, distillation) ...
+        self.distill_seconds = 0.0  # ... of which distillation
         self._last_event = -1.0
         self._reg_done = 0.0  # progress up to which the regularizer has been applied
         self._pending: float | None = None  # progress of a pruning event due at the next rollout start
@@ -174,6 +177,7 @@ class DynamicPruningCallback(BaseCallback):
         layers = [layer for net in self.nets for layer in net.layers]
         if not layers:
             return
+        start = time.perf_counter()
         was_training = self.model.policy.training
         self.model.policy.set_training_mode(False)
         names = [la.name for la in layers]
@@ -205,11 +209,14 @@ class DynamicPruningCallback(BaseCallback):
             self.model.policy.set_training_mode(False)
             params = [p for net in self.nets for p in net.parameters()]
             cfg = self.cfg
+            distill_start = time.perf_counter()
             self.distill_losses = distill_(params, self.probe, targets, self.masks.values(), cfg.distill_steps, cfg.distill_lr)
+            self.distill_seconds += time.perf_counter() - distill_start
             self.model.policy.set_training_mode(was_training)
         self._set_fan_in_scales()
         self._last_event = progress
         self.n_events += 1
+        self.prune_seconds += time.perf_counter() - start
         self._record()
 
     def _set_fan_in_scales(self) -> None:
