@@ -5,9 +5,14 @@ Reads the per-run records that ``scripts/benchmark_pruning.py`` keeps beside its
 a seed stay together when seeds are resampled (a paired bootstrap): the table's ratio is the pruned mean over the
 dense mean, and the interval says how far that ratio could move with other seeds of the same spread.
 
-Example::
+``--pruned-runs`` takes the pruned records from another file, e.g. a tuning root's, and the dense ones from
+``--runs``: a variant trained in its own root is then compared with the dense runs of the same seeds.
+
+Examples::
 
     python scripts/seed_ratios.py --env Walker2d-v5 --timesteps 1000000
+    python scripts/seed_ratios.py --env Walker2d-v5 --timesteps 1000000 \\
+        --pruned-runs outputs/tuning/walker_1m_distill/pruning_benchmark_runs.csv
 """
 
 from __future__ import annotations
@@ -54,19 +59,29 @@ def bootstrap(pairs: list[tuple[float, float]], n: int = 10000, seed: int = 0) -
     return sorted(ratio_of_means(rng.choices(pairs, k=len(pairs))) for _ in range(n))
 
 
+def read(path: Path) -> list[dict]:
+    """:return: The run records of a ``*_runs.csv`` file."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, default=Path("results/pruning_benchmark_runs.csv"))
+    parser.add_argument("--pruned-runs", type=Path, help="read the pruned records from here instead of --runs")
     parser.add_argument("--env", required=True, help="environment id, e.g. Walker2d-v5")
     parser.add_argument("--algo", default="ppo")
     parser.add_argument("--timesteps", type=int, required=True)
     parser.add_argument("--target", type=float, default=0.95, help="the ratio the row is held to")
     parser.add_argument("--n-boot", type=int, default=10000)
     args = parser.parse_args()
-    with open(args.runs, newline="") as f:
-        returns = paired_returns(list(csv.DictReader(f)), args.env, args.algo, args.timesteps)
+    records = read(args.runs)
+    if args.pruned_runs is not None:
+        records = [r for r in records if r["method"] == "none"] + [r for r in read(args.pruned_runs) if r["method"] != "none"]
+    returns = paired_returns(records, args.env, args.algo, args.timesteps)
     if len(returns) < 2:
-        raise SystemExit(f"{args.runs}: {len(returns)} seed(s) of {args.env} {args.algo} {args.timesteps} with both runs")
+        source = args.runs if args.pruned_runs is None else f"{args.runs} + {args.pruned_runs}"
+        raise SystemExit(f"{source}: {len(returns)} seed(s) of {args.env} {args.algo} {args.timesteps} with both runs")
     print("| seed | dense | pruned | pruned / dense |\n|---|---|---|---|")
     for seed, (dense, pruned) in returns.items():
         print(f"| {seed} | {dense:.1f} | {pruned:.1f} | {pruned / dense:.3f} |")

@@ -52,3 +52,20 @@ def test_the_script_prints_each_seed_and_the_interval(tmp_path: Path) -> None:
     assert "90% interval" in done.stdout
     done = subprocess.run([*cmd, "500"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "1 seed(s)" in done.stderr  # one pair gives no interval
+
+
+def test_pruned_records_can_come_from_another_file(tmp_path: Path) -> None:
+    def write(path: Path, records: list[dict]) -> None:
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(records[0]))
+            writer.writeheader()
+            writer.writerows(records)
+
+    write(tmp_path / "runs.csv", _records())  # pruned 90.0 and 330.0 here ...
+    variant = [{**r, "mean_return": 2 * r["mean_return"]} for r in _records() if r["method"] == "dsp"]
+    write(tmp_path / "variant.csv", [*variant, {**_records()[0], "mean_return": 1e6}])  # ... its own dense ignored
+    cmd = [sys.executable, "scripts/seed_ratios.py", "--runs", str(tmp_path / "runs.csv"), "--env", "Walker2d-v5"]
+    cmd += ["--timesteps", "1000", "--n-boot", "200", "--pruned-runs", str(tmp_path / "variant.csv")]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "| 0 | 100.0 | 180.0 | 1.800 |" in done.stdout and "2 seeds: ratio of means 2.100" in done.stdout
