@@ -90,7 +90,10 @@ class PruningConfig:
     :param min_neurons: Neurons a hidden layer always keeps.
     :param allocation: How kept neurons are shared among a network's layers: ``layer`` (each layer reaches
         the sparsity) or ``global`` (one network-wide ranking).
-    :param probe_size: Recent states used to score importance.
+    :param probe_size: Recent states used to score importance (and to fold and distill a cut).
+    :param probe_window: Where an on-policy algorithm's probe states come from: ``rollout`` (the last rollout
+        before the pruning event) or ``interval`` (every rollout since the previous event). Off-policy
+        algorithms sample their replay buffer either way.
     :param compensate: What a cut folds into the layers the cut neurons fed: ``none``, ``mean`` (their mean
         activation, into the next bias: mean replacement) or ``linear`` (their least-squares estimate from the
         kept neurons, into the next weights and bias). ``false`` and ``true``, from configs written before
@@ -114,6 +117,7 @@ class PruningConfig:
     min_neurons: int = 2
     allocation: str = "layer"
     probe_size: int = 2048
+    probe_window: str = "rollout"
     compensate: str = "none"
     fan_in_lr: float = 0.0
     distill_steps: int = 0

@@ -22,6 +22,7 @@ from prune_rl.environment import action_kind, make_env
 from prune_rl.pruning import ALLOCATIONS, ANCHORS, COMPENSATIONS, IMPORTANCES, SCHEDULES
 from prune_rl.registry import ACTION_SPACES, ALGOS, algo_kwargs
 from prune_rl.sb3.callbacks import DynamicPruningCallback
+from prune_rl.sb3.networks import PROBE_WINDOWS
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ def build_pruner(cfg: TrainConfig) -> DynamicPruningCallback | None:
         raise ConfigError(f"unknown pruning.schedule {cfg.pruning.schedule!r} (known: {', '.join(SCHEDULES)})")
     if cfg.pruning.allocation not in ALLOCATIONS:
         raise ConfigError(f"unknown pruning.allocation {cfg.pruning.allocation!r} (known: {', '.join(ALLOCATIONS)})")
+    if cfg.pruning.probe_window not in PROBE_WINDOWS:
+        raise ConfigError(f"unknown pruning.probe_window {cfg.pruning.probe_window!r} (known: {', '.join(PROBE_WINDOWS)})")
     if cfg.pruning.compensate not in COMPENSATIONS:
         raise ConfigError(f"unknown pruning.compensate {cfg.pruning.compensate!r} (known: {', '.join(COMPENSATIONS)})")
     anchor = cfg.pruning.regularizer.anchor

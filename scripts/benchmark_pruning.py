@@ -69,6 +69,7 @@ ADDED_KEYS: dict[tuple[str, ...], object] = {
     ("pruning", "schedule"): "cubic",
     ("pruning", "distill_steps"): 0,
     ("pruning", "distill_lr"): 1e-3,
+    ("pruning", "probe_window"): "rollout",
 }
 # Values a key once took that now read differently (same behaviour, new spelling).
 RENAMED_VALUES: dict[tuple[str, ...], dict[object, object]] = {

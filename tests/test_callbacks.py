@@ -10,7 +10,7 @@ from stable_baselines3.common.logger import configure
 from prune_rl.environment import make_env
 from prune_rl.pruning import SCHEDULES, layer_quota
 from prune_rl.sb3.callbacks import DynamicPruningCallback, load_masks
-from prune_rl.sb3.networks import prunable_nets
+from prune_rl.sb3.networks import Probe, prunable_nets
 from prune_rl.train import build_model, run
 
 from conftest import fast, train_cfg
@@ -236,3 +236,63 @@ def test_fan_in_lr_scales_layers_fed_by_pruned_layers(algo: str, env: str) -> No
     assert set(seen[-1]) == set(readers)
     assert all(not hooks._handles for hooks in callback.fan_in_lrs)  # removed when learn() ends
     _dead_groups_are_zero(model, callback.mask_state())
+
+
+def _marked_rollouts(model: PPO, probe: Probe, marks: range) -> None:
+    """Pass ``probe`` one rollout per mark, every state of rollout ``k`` filled with ``k``."""
+    for k in marks:
+        model.rollout_buffer.observations[:] = k
+        probe.collect()
+
+
+def test_interval_probe_pools_a_uniform_sample_of_the_rollouts_since_its_reset() -> None:
+    model = PPO("MlpPolicy", "CartPole-v1", n_steps=64, batch_size=64, n_epochs=1, seed=0, device="cpu")
+    model.learn(64)  # a full rollout buffer of 64 states
+    probe = Probe(model, n_states=96, window="interval", seed=1)
+    rng_before = torch.get_rng_state()
+    _marked_rollouts(model, probe, range(4))
+    assert torch.equal(torch.get_rng_state(), rng_before)  # training's random stream untouched
+    probe.capture()
+    assert probe.batch is not None
+    obs = probe.batch[0]
+    assert obs.shape == (96, 4)
+    counts = torch.bincount(obs[:, 0].long(), minlength=4)
+    assert all(10 <= int(c) <= 40 for c in counts), counts  # 24 expected from each of the 4 rollouts
+    probe.reset()
+    _marked_rollouts(model, probe, range(7, 8))
+    probe.capture()
+    assert probe.batch is not None and set(probe.batch[0][:, 0].tolist()) == {7.0}  # only rollouts after reset
+    assert len(probe.batch[0]) == 64
+
+    last = Probe(model, n_states=96)  # the rollout window: the last rollout alone, nothing pooled
+    _marked_rollouts(model, last, range(4))
+    last.capture()
+    assert last.batch is not None and set(last.batch[0][:, 0].tolist()) == {3.0} and len(last.batch[0]) == 64
+
+
+def test_interval_probe_window_in_training_prunes_and_empties_its_pool_at_each_event(tmp_path) -> None:
+    # 16 rollouts of 64 steps; events at progress 0.125, 0.375, 0.625 and 0.75 (every 0.25 from 0.1 to 0.75)
+    overrides = [*fast("ppo", "cartpole"), "n_timesteps=1024", "pruning.interval=0.25", "pruning.sparsity=0.5"]
+    overrides += ["pruning.value_sparsity=0.5", "pruning.probe_window=interval", "pruning.probe_size=1000"]
+    cfg = train_cfg([*overrides, "pruning.distill_steps=3"])
+    env = make_env(cfg.env, seed=0)
+    model = build_model(cfg, env)
+    model.set_logger(configure(None, []))
+    callback = DynamicPruningCallback(cfg.pruning)
+    sizes: list[int] = []
+    capture = Probe.capture
+
+    def spy(self: Probe) -> None:
+        capture(self)
+        assert self.batch is not None
+        sizes.append(len(self.batch[0]))
+
+    Probe.capture = spy  # type: ignore[method-assign]
+    try:
+        model.learn(cfg.n_timesteps, callback=callback)
+    finally:
+        Probe.capture = capture  # type: ignore[method-assign]
+    assert callback.n_events > 0 and sizes
+    assert sizes == [2 * 64, 4 * 64, 4 * 64, 2 * 64]  # every rollout since the previous event, none before it
+    for stats in callback.stats().values():
+        assert set(stats["alive_per_layer"].values()) == {4}

@@ -71,6 +71,11 @@ def test_unknown_allocation_is_named(tmp_path) -> None:
         run(train_cfg([*fast("ppo", "cartpole"), "pruning.allocation=uniform"]), tmp_path)
 
 
+def test_unknown_probe_window_is_named(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown pruning\.probe_window 'all' \(known: rollout, interval\)"):
+        run(train_cfg([*fast("ppo", "cartpole"), "pruning.probe_window=all"]), tmp_path)
+
+
 def test_unknown_sb3_argument_is_named(tmp_path) -> None:
     with pytest.raises(ConfigError, match="learning_rat"):
         run(train_cfg([*fast("ppo", "cartpole", "none"), "+algo.learning_rat=0.1"]), tmp_path)

@@ -93,7 +93,7 @@ class DynamicPruningCallback(BaseCallback):
         self.initial_masks = {**self.initial_masks, **self.mask_state()}
         self.nets = prunable_nets(self.model)
         self.optimizers = optimizers(self.model)
-        self.probe = Probe(self.model, cfg.probe_size)
+        self.probe = Probe(self.model, cfg.probe_size, cfg.probe_window, seed=self.model.seed or 0)
         self.importance = IMPORTANCES[cfg.importance]
         for net in self.nets:
             policy = net.role == "policy"
@@ -127,6 +127,8 @@ class DynamicPruningCallback(BaseCallback):
         cfg = self.cfg
         progress = self.progress
         due = progress - self._last_event >= cfg.interval or progress >= cfg.end
+        if cfg.begin - cfg.interval <= progress and self._last_event < cfg.end:
+            self.probe.collect()  # the interval window's pool (a no-op otherwise)
         if cfg.begin <= progress and due and self._last_event < cfg.end:
             self.probe.capture()  # the rollout buffer is full now (on-policy); it is reset before the next rollout
             self._pending = progress
@@ -214,6 +216,7 @@ class DynamicPruningCallback(BaseCallback):
             self.distill_seconds += time.perf_counter() - distill_start
             self.model.policy.set_training_mode(was_training)
         self._set_fan_in_scales()
+        self.probe.reset()
         self._last_event = progress
         self.n_events += 1
         self.prune_seconds += time.perf_counter() - start

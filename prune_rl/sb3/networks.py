@@ -28,6 +28,8 @@ from stable_baselines3.td3.policies import TD3Policy
 
 from prune_rl.pruning.groups import PrunableNet, link_mirrors, mlp_layers
 
+PROBE_WINDOWS = ("rollout", "interval")  # where an on-policy probe's states come from (see Probe)
+
 
 def _net(name: str, role: str, body: torch.nn.Module, heads: list[torch.nn.Module] | None = None) -> PrunableNet:
     layers, linears = mlp_layers(name, body, heads)
@@ -91,24 +93,69 @@ class Probe:
     Runs every prunable network of a model on a batch of recent states.
 
     :meth:`capture` takes the batch (call it at rollout end, when the rollout buffer is full); calling the
-    probe runs the networks on it. On-policy algorithms read the rollout buffer; off-policy ones sample the
-    replay buffer, normalised like the training batches.
+    probe runs the networks on it. Off-policy algorithms sample the replay buffer, normalised like the training
+    batches. On-policy algorithms read the rollout buffer: with ``window="rollout"`` the batch is a random sample
+    of the last rollout's states; with ``window="interval"`` it is a uniform sample of every rollout passed to
+    :meth:`collect` since the last :meth:`reset` (each state keeps a random key from the probe's own generator,
+    and the ``n_states`` smallest keys stay, so a pool never holds more than ``n_states`` states). A single short
+    rollout can be a few hundred consecutive, strongly correlated states; the interval's are spread over many
+    episodes.
 
     :param model: The SB3 model.
     :param n_states: Batch size.
+    :param window: ``rollout`` or ``interval`` (on-policy; off-policy algorithms sample their replay buffer
+        either way).
+    :param seed: Seed of the interval pool's keys (the training's random streams are not touched).
     """
 
-    def __init__(self, model: BaseAlgorithm, n_states: int) -> None:
+    def __init__(self, model: BaseAlgorithm, n_states: int, window: str = "rollout", seed: int = 0) -> None:
+        if window not in PROBE_WINDOWS:
+            raise ValueError(f"unknown probe window {window!r} (known: {', '.join(PROBE_WINDOWS)})")
         self.model = model
         self.n_states = n_states
+        self.window = window
         self.batch: tuple[Any, Any] | None = None
+        self.generator = torch.Generator().manual_seed(seed)
+        self._pool: torch.Tensor | None = None  # interval window: the states kept so far ...
+        self._keys: torch.Tensor | None = None  # ... and their random keys
+
+    @property
+    def pooling(self) -> bool:
+        """:return: Whether states are pooled over rollouts (``interval`` window, on-policy model)."""
+        return self.window == "interval" and isinstance(self.model, OnPolicyAlgorithm)
+
+    def _rollout_obs(self) -> Any:
+        """:return: The rollout buffer's observations, ``(n_steps * n_envs, ...)``."""
+        assert isinstance(self.model, OnPolicyAlgorithm)
+        buffer = self.model.rollout_buffer
+        return buffer.observations if buffer.generator_ready else buffer.swap_and_flatten(buffer.observations)
+
+    def collect(self) -> None:
+        """Add the rollout buffer's states to the pool (interval window, on-policy; otherwise nothing)."""
+        if not self.pooling:
+            return
+        states = obs_as_tensor(self._rollout_obs().copy(), self.model.device)
+        assert isinstance(states, torch.Tensor), "the interval window needs array observations"
+        keys = torch.rand(len(states), generator=self.generator)
+        if self._pool is not None and self._keys is not None:
+            states, keys = torch.cat([self._pool, states]), torch.cat([self._keys, keys])
+        if len(states) > self.n_states:
+            keep = keys.topk(self.n_states, largest=False).indices
+            states, keys = states[keep], keys[keep]
+        self._pool, self._keys = states, keys
+
+    def reset(self) -> None:
+        """Empty the pool (after a pruning event: the next one draws from the rollouts after it)."""
+        self._pool = self._keys = None
 
     def capture(self) -> None:
         """Take a batch of recent states (and actions, for critics)."""
         model = self.model
+        if self.pooling and self._pool is not None:
+            self.batch = (self._pool, None)
+            return
         if isinstance(model, OnPolicyAlgorithm):
-            buffer = model.rollout_buffer
-            obs = buffer.observations if buffer.generator_ready else buffer.swap_and_flatten(buffer.observations)
+            obs = self._rollout_obs()
             idx = torch.randperm(len(obs))[: self.n_states].numpy()
             self.batch = (obs_as_tensor(obs[idx].copy(), model.device), None)
             return
