@@ -7,9 +7,19 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from prune_rl.config import ConfigError, train_config
+from prune_rl.config import ConfigError, TrainConfig, train_config
 from prune_rl.registry import ALGOS
 from prune_rl.train import MODEL_FILE, VECNORMALIZE_FILE, evaluate
+
+
+def load_run_config(run_dir: str | Path) -> TrainConfig:
+    """
+    :param run_dir: A run directory.
+    :return: Its saved ``config.yaml``, validated into a :class:`prune_rl.config.TrainConfig`.
+    """
+    data = OmegaConf.to_container(OmegaConf.load(Path(run_dir) / "config.yaml"), resolve=True)
+    assert isinstance(data, dict)
+    return train_config({str(k): v for k, v in data.items()})
 
 
 def evaluate_run(
@@ -28,9 +38,7 @@ def evaluate_run(
     for name in ("config.yaml", MODEL_FILE):
         if not (run_dir / name).is_file():
             raise FileNotFoundError(f"{run_dir} is not a run directory: {name} is missing")
-    data = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"), resolve=True)
-    assert isinstance(data, dict)
-    cfg = train_config({str(k): v for k, v in data.items()})
+    cfg = load_run_config(run_dir)
     if cfg.algo.name not in ALGOS:
         raise ConfigError(f"unknown algo {cfg.algo.name!r} in {run_dir / 'config.yaml'}")
     eval_cfg = dataclasses.replace(

@@ -31,12 +31,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
-from prune_rl.config import TrainConfig, train_config
+from prune_rl.config import TrainConfig
 from prune_rl.environment import make_env
+from prune_rl.evaluate import load_run_config
 from prune_rl.pruning import COMPENSATIONS, IMPORTANCES, HiddenLayer, NeuronMask, distill_, fold_, select_alive
 from prune_rl.pruning.importance import probe_activations
 from prune_rl.registry import ALGOS
@@ -150,9 +150,7 @@ def main() -> None:
     parser.add_argument("--distill-lr", type=float, default=1e-3)
     args = parser.parse_args()
 
-    data = OmegaConf.to_container(OmegaConf.load(args.run_dir / "config.yaml"), resolve=True)
-    assert isinstance(data, dict)
-    cfg = train_config({str(k): v for k, v in data.items()})
+    cfg = load_run_config(args.run_dir)
     cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, n_episodes=args.episodes, deterministic=True))
     if args.importance:
         cfg = dataclasses.replace(cfg, pruning=dataclasses.replace(cfg.pruning, importance=args.importance))

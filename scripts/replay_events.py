@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 from stable_baselines3.common.policies import ActorCriticPolicy
 
-from prune_rl.config import train_config
+from prune_rl.evaluate import load_run_config
 from prune_rl.pruning import output_loss
+from prune_rl.registry import ALGOS
 from prune_rl.sb3.callbacks import DynamicPruningCallback
+from prune_rl.train import run
 
 
 class _Done(Exception):
@@ -41,11 +42,7 @@ def replay(run_dir: Path, out: Path, since: int, until: int) -> list[Path]:
 
     :return: The saved event files, in order.
     """
-    from prune_rl.train import run  # heavy imports only here
-
-    data = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"), resolve=True)
-    assert isinstance(data, dict)
-    cfg = train_config({str(k): v for k, v in data.items()})
+    cfg = load_run_config(run_dir)
     out.mkdir(parents=True, exist_ok=True)
     saved: list[Path] = []
     original = DynamicPruningCallback.prune_step
@@ -91,10 +88,7 @@ def analyse(run_dir: Path, out: Path) -> list[dict[str, Any]]:
         policy after the event against before it), ``spread`` (mean standard deviation of the probe's
         observations) and ``rank`` (effective rank of the centred observations, Roy & Vetterli 2007).
     """
-    from prune_rl.registry import ALGOS
-
-    cfg_algo = OmegaConf.load(run_dir / "config.yaml").algo.name
-    model = ALGOS[cfg_algo].load(run_dir / "model.zip", device="cpu")
+    model = ALGOS[load_run_config(run_dir).algo.name].load(run_dir / "model.zip", device="cpu")
     policy = model.policy
     assert isinstance(policy, ActorCriticPolicy), "events can be analysed for PPO/A2C runs"
     policy.set_training_mode(False)

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from prune_rl.config import train_config
 from prune_rl.train import run
 
 from conftest import compose, fast, load_script
@@ -22,8 +23,6 @@ def test_a_replayed_run_repeats_its_events_and_their_analysis_reads_them(tmp_pat
     original = tmp_path / "original"
     original.mkdir()
     OmegaConf.save(cfg, original / "config.yaml", resolve=True)  # as prune-rl train writes it
-    from prune_rl.config import train_config
-
     results = run(train_config(OmegaConf.to_container(cfg, resolve=True)), original)  # type: ignore[arg-type]
 
     out = tmp_path / "replay"

@@ -116,8 +116,7 @@ class Probe:
         self.window = window
         self.batch: tuple[Any, Any] | None = None
         self.generator = torch.Generator().manual_seed(seed)
-        self._pool: torch.Tensor | None = None  # interval window: the states kept so far ...
-        self._keys: torch.Tensor | None = None  # ... and their random keys
+        self._pool: tuple[torch.Tensor, torch.Tensor] | None = None  # interval window: states kept, their keys
 
     @property
     def pooling(self) -> bool:
@@ -137,22 +136,22 @@ class Probe:
         states = obs_as_tensor(self._rollout_obs().copy(), self.model.device)
         assert isinstance(states, torch.Tensor), "the interval window needs array observations"
         keys = torch.rand(len(states), generator=self.generator)
-        if self._pool is not None and self._keys is not None:
-            states, keys = torch.cat([self._pool, states]), torch.cat([self._keys, keys])
+        if self._pool is not None:
+            states, keys = torch.cat([self._pool[0], states]), torch.cat([self._pool[1], keys])
         if len(states) > self.n_states:
             keep = keys.topk(self.n_states, largest=False).indices
             states, keys = states[keep], keys[keep]
-        self._pool, self._keys = states, keys
+        self._pool = states, keys
 
     def reset(self) -> None:
         """Empty the pool (after a pruning event: the next one draws from the rollouts after it)."""
-        self._pool = self._keys = None
+        self._pool = None
 
     def capture(self) -> None:
         """Take a batch of recent states (and actions, for critics)."""
         model = self.model
         if self.pooling and self._pool is not None:
-            self.batch = (self._pool, None)
+            self.batch = (self._pool[0], None)
             return
         if isinstance(model, OnPolicyAlgorithm):
             obs = self._rollout_obs()
