@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
@@ -270,10 +271,36 @@ def test_interval_probe_pools_a_uniform_sample_of_the_rollouts_since_its_reset()
     assert last.batch is not None and set(last.batch[0][:, 0].tolist()) == {3.0} and len(last.batch[0]) == 64
 
 
-def test_interval_probe_window_in_training_prunes_and_empties_its_pool_at_each_event(tmp_path) -> None:
+def test_recent_probe_keeps_the_last_states_since_its_reset() -> None:
+    model = PPO("MlpPolicy", "CartPole-v1", n_steps=64, batch_size=64, n_epochs=1, seed=0, device="cpu")
+    model.learn(64)
+    probe = Probe(model, n_states=160, window="recent", seed=1)
+    rng_before = torch.get_rng_state()
+    _marked_rollouts(model, probe, range(5))
+    assert torch.equal(torch.get_rng_state(), rng_before)
+    probe.capture()
+    assert probe.batch is not None
+    # the last 160 states: rollout 4 and 3 whole, the newest 32 of rollout 2, oldest first
+    assert probe.batch[0][:, 0].tolist() == [2.0] * 32 + [3.0] * 64 + [4.0] * 64
+    probe.reset()
+    _marked_rollouts(model, probe, range(8, 9))
+    probe.capture()
+    assert probe.batch is not None and probe.batch[0][:, 0].tolist() == [8.0] * 64  # nothing from before the reset
+
+    small = Probe(model, n_states=48, window="recent", seed=1)  # one rollout fills it: a sample of the last
+    _marked_rollouts(model, small, range(3))
+    model.rollout_buffer.observations[:, 1] = np.arange(64)  # tell the states of the last rollout apart
+    small.collect()
+    small.capture()
+    assert small.batch is not None and small.batch[0][:, 0].tolist() == [2.0] * 48
+    assert len(set(small.batch[0][:, 1].tolist())) == 48
+
+
+@pytest.mark.parametrize("window", ["interval", "recent"])
+def test_pooled_probe_window_in_training_prunes_and_empties_its_pool_at_each_event(tmp_path, window: str) -> None:
     # 16 rollouts of 64 steps; events at progress 0.125, 0.375, 0.625 and 0.75 (every 0.25 from 0.1 to 0.75)
     overrides = [*fast("ppo", "cartpole"), "n_timesteps=1024", "pruning.interval=0.25", "pruning.sparsity=0.5"]
-    overrides += ["pruning.value_sparsity=0.5", "pruning.probe_window=interval", "pruning.probe_size=1000"]
+    overrides += ["pruning.value_sparsity=0.5", f"pruning.probe_window={window}", "pruning.probe_size=1000"]
     cfg = train_cfg([*overrides, "pruning.distill_steps=3"])
     env = make_env(cfg.env, seed=0)
     model = build_model(cfg, env)

@@ -72,7 +72,7 @@ def test_unknown_allocation_is_named(tmp_path) -> None:
 
 
 def test_unknown_probe_window_is_named(tmp_path) -> None:
-    with pytest.raises(ConfigError, match=r"unknown pruning\.probe_window 'all' \(known: rollout, interval\)"):
+    with pytest.raises(ConfigError, match=r"unknown pruning\.probe_window 'all' \(known: rollout, interval, recent\)"):
         run(train_cfg([*fast("ppo", "cartpole"), "pruning.probe_window=all"]), tmp_path)
 
 

@@ -28,7 +28,7 @@ from stable_baselines3.td3.policies import TD3Policy
 
 from prune_rl.pruning.groups import PrunableNet, link_mirrors, mlp_layers
 
-PROBE_WINDOWS = ("rollout", "interval")  # where an on-policy probe's states come from (see Probe)
+PROBE_WINDOWS = ("rollout", "interval", "recent")  # where an on-policy probe's states come from (see Probe)
 
 
 def _net(name: str, role: str, body: torch.nn.Module, heads: list[torch.nn.Module] | None = None) -> PrunableNet:
@@ -97,15 +97,17 @@ class Probe:
     batches. On-policy algorithms read the rollout buffer: with ``window="rollout"`` the batch is a random sample
     of the last rollout's states; with ``window="interval"`` it is a uniform sample of every rollout passed to
     :meth:`collect` since the last :meth:`reset` (each state keeps a random key from the probe's own generator,
-    and the ``n_states`` smallest keys stay, so a pool never holds more than ``n_states`` states). A single short
-    rollout can be a few hundred consecutive, strongly correlated states; the interval's are spread over many
-    episodes.
+    and the ``n_states`` smallest keys stay, so a pool never holds more than ``n_states`` states); with
+    ``window="recent"`` it is the last ``n_states`` states collected since the last reset: the last rollouts
+    whole and the oldest of them trimmed to fit (a uniform sample of the last rollout when one fills the probe).
+    A single short rollout can be a few hundred consecutive, strongly correlated states; the interval's are spread
+    over many episodes and policies, the recent window's over a few rollouts of nearly the policy being cut.
 
     :param model: The SB3 model.
     :param n_states: Batch size.
-    :param window: ``rollout`` or ``interval`` (on-policy; off-policy algorithms sample their replay buffer
-        either way).
-    :param seed: Seed of the interval pool's keys (the training's random streams are not touched).
+    :param window: ``rollout``, ``interval`` or ``recent`` (on-policy; off-policy algorithms sample their replay
+        buffer either way).
+    :param seed: Seed of the pooled windows' own generator (the training's random streams are not touched).
     """
 
     def __init__(self, model: BaseAlgorithm, n_states: int, window: str = "rollout", seed: int = 0) -> None:
@@ -116,12 +118,12 @@ class Probe:
         self.window = window
         self.batch: tuple[Any, Any] | None = None
         self.generator = torch.Generator().manual_seed(seed)
-        self._pool: tuple[torch.Tensor, torch.Tensor] | None = None  # interval window: states kept, their keys
+        self._pool: tuple[torch.Tensor, torch.Tensor] | None = None  # pooled windows: states kept, their keys
 
     @property
     def pooling(self) -> bool:
-        """:return: Whether states are pooled over rollouts (``interval`` window, on-policy model)."""
-        return self.window == "interval" and isinstance(self.model, OnPolicyAlgorithm)
+        """:return: Whether states are pooled over rollouts (``interval`` or ``recent`` window, on-policy model)."""
+        return self.window != "rollout" and isinstance(self.model, OnPolicyAlgorithm)
 
     def _rollout_obs(self) -> Any:
         """:return: The rollout buffer's observations, ``(n_steps * n_envs, ...)``."""
@@ -130,11 +132,18 @@ class Probe:
         return buffer.observations if buffer.generator_ready else buffer.swap_and_flatten(buffer.observations)
 
     def collect(self) -> None:
-        """Add the rollout buffer's states to the pool (interval window, on-policy; otherwise nothing)."""
+        """Add the rollout buffer's states to the pool (pooled windows, on-policy; otherwise nothing)."""
         if not self.pooling:
             return
         states = obs_as_tensor(self._rollout_obs().copy(), self.model.device)
-        assert isinstance(states, torch.Tensor), "the interval window needs array observations"
+        assert isinstance(states, torch.Tensor), f"the {self.window} window needs array observations"
+        if self.window == "recent":  # oldest rollout first; keys unused
+            if len(states) >= self.n_states:  # one rollout fills the probe: a uniform sample of it
+                states = states[torch.randperm(len(states), generator=self.generator)[: self.n_states]]
+            elif self._pool is not None:  # the newest rollouts whole, the oldest kept one trimmed to fit
+                states = torch.cat([self._pool[0], states])[-self.n_states :]
+            self._pool = states, torch.empty(0)
+            return
         keys = torch.rand(len(states), generator=self.generator)
         if self._pool is not None:
             states, keys = torch.cat([self._pool[0], states]), torch.cat([self._pool[1], keys])
