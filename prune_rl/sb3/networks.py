@@ -118,7 +118,7 @@ class Probe:
         self.window = window
         self.batch: tuple[Any, Any] | None = None
         self.generator = torch.Generator().manual_seed(seed)
-        self._pool: tuple[torch.Tensor, torch.Tensor] | None = None  # pooled windows: states kept, their keys
+        self._pool: tuple[torch.Tensor, torch.Tensor] | None = None  # pooled windows: states kept, keys (interval)
 
     @property
     def pooling(self) -> bool:
