@@ -92,8 +92,8 @@ class PruningConfig:
         the sparsity) or ``global`` (one network-wide ranking).
     :param probe_size: Recent states used to score importance (and to fold and distill a cut).
     :param probe_window: Where an on-policy algorithm's probe states come from: ``rollout`` (the last rollout
-        before the pruning event) or ``interval`` (every rollout since the previous event). Off-policy
-        algorithms sample their replay buffer either way.
+        before the pruning event), ``interval`` (every rollout since the previous event) or ``recent`` (the last
+        ``probe_size`` states). Off-policy algorithms sample their replay buffer either way.
     :param compensate: What a cut folds into the layers the cut neurons fed: ``none``, ``mean`` (their mean
         activation, into the next bias: mean replacement) or ``linear`` (their least-squares estimate from the
         kept neurons, into the next weights and bias). ``false`` and ``true``, from configs written before

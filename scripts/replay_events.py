@@ -29,6 +29,7 @@ from prune_rl.evaluate import load_run_config
 from prune_rl.pruning import output_loss
 from prune_rl.registry import ALGOS
 from prune_rl.sb3.callbacks import DynamicPruningCallback
+from prune_rl.sb3.networks import Probe
 from prune_rl.train import run
 
 
@@ -93,11 +94,13 @@ def analyse(run_dir: Path, out: Path) -> list[dict[str, Any]]:
     assert isinstance(policy, ActorCriticPolicy), "events can be analysed for PPO/A2C runs"
     policy.set_training_mode(False)
 
+    probe = Probe(model, 0)
+
     def outputs(state: dict[str, torch.Tensor], obs: torch.Tensor) -> list[torch.Tensor]:
         policy.load_state_dict(state)
+        probe.batch = (obs, None)
         with torch.no_grad():
-            latent_pi, latent_vf = policy.mlp_extractor(policy.extract_features(obs))
-            return [policy.action_net(latent_pi), policy.value_net(latent_vf)]
+            return probe()
 
     paths = sorted(out.glob("event_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
     events = [torch.load(p) for p in paths]

@@ -128,7 +128,7 @@ class DynamicPruningCallback(BaseCallback):
         progress = self.progress
         due = progress - self._last_event >= cfg.interval or progress >= cfg.end
         if cfg.begin - cfg.interval <= progress and self._last_event < cfg.end:
-            self.probe.collect()  # the interval window's pool (a no-op otherwise)
+            self.probe.collect()  # the pooled windows' states (a no-op for the rollout window)
         if cfg.begin <= progress and due and self._last_event < cfg.end:
             self.probe.capture()  # the rollout buffer is full now (on-policy); it is reset before the next rollout
             self._pending = progress
