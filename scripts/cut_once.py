@@ -64,9 +64,9 @@ def visited_states(model: BaseAlgorithm, cfg: TrainConfig, vecnorm: Path | None,
 
 
 def policy_probe(model: BaseAlgorithm, states: torch.Tensor) -> tuple[Probe, list[HiddenLayer]]:
-    """The policy's hidden layers, and a probe that runs the model on ``states`` (in evaluation mode)."""
+    """The policy's hidden layers, and a probe that runs the model on ``states`` (in evaluation mode, on its device)."""
     probe = Probe(model, len(states))
-    probe.batch = (states, None)
+    probe.batch = (states.to(model.device), None)
     model.policy.set_training_mode(False)
     return probe, [layer for net in prunable_nets(model) if net.role == "policy" for layer in net.layers]
 
@@ -91,7 +91,7 @@ def cut(
         targets = probe()
     scores = IMPORTANCES[cfg.pruning.importance](layers, probe)
     acts = probe_activations(layers, probe, "compensation")
-    alive = [torch.ones(layer.n_neurons, dtype=torch.bool) for layer in layers]
+    alive = [torch.ones(layer.n_neurons, dtype=torch.bool, device=model.device) for layer in layers]
     new_alive, _ = select_alive(scores, alive, sparsity, cfg.pruning.min_neurons)
     masks = [NeuronMask(layer, keep) for layer, keep in zip(layers, new_alive, strict=True)]
     for layer, old, keep, act, mask in zip(layers, alive, new_alive, acts, masks, strict=True):

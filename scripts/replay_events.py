@@ -53,14 +53,14 @@ def replay(run_dir: Path, out: Path, since: int, until: int) -> list[Path]:
         if steps < since:
             original(self, progress)
             return
-        before = {k: v.clone() for k, v in self.model.policy.state_dict().items()}
+        before = {k: v.detach().cpu().clone() for k, v in self.model.policy.state_dict().items()}
         original(self, progress)
         assert self.probe.batch is not None
         event = {
             "steps": steps,
-            "obs": self.probe.batch[0].clone(),
+            "obs": self.probe.batch[0].detach().cpu().clone(),  # on the CPU: analysed wherever the files go
             "before": before,
-            "after": {k: v.clone() for k, v in self.model.policy.state_dict().items()},
+            "after": {k: v.detach().cpu().clone() for k, v in self.model.policy.state_dict().items()},
             "distill_losses": self.distill_losses,
         }
         saved.append(out / f"event_{steps}.pt")
@@ -103,7 +103,7 @@ def analyse(run_dir: Path, out: Path) -> list[dict[str, Any]]:
             return probe()
 
     paths = sorted(out.glob("event_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
-    events = [torch.load(p) for p in paths]
+    events = [torch.load(p, map_location="cpu") for p in paths]
     rows = []
     for i, (path, event) in enumerate(zip(paths, events, strict=True)):
         obs = event["obs"]
