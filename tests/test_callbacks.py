@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
+from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
 
 from prune_rl.environment import make_env
@@ -294,6 +295,24 @@ def test_recent_probe_keeps_the_last_states_since_its_reset() -> None:
     small.capture()
     assert small.batch is not None and small.batch[0][:, 0].tolist() == [2.0] * 48
     assert len(set(small.batch[0][:, 1].tolist())) == 48
+
+
+def test_recent_probe_trims_the_oldest_time_steps_of_every_env() -> None:
+    model = PPO("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2, seed=0), n_steps=32, batch_size=64, n_epochs=1)
+    model.learn(64)
+    buffer = model.rollout_buffer
+    probe = Probe(model, n_states=80, window="recent", seed=1)
+    for k, flattened in enumerate([True, False]):  # the buffer as after training (env-major), as at rollout end
+        obs = np.zeros((32, 2, 4), dtype=np.float32)  # (time step, env, observation): [rollout, step, env, 0]
+        obs[..., 0], obs[..., 1], obs[..., 2] = k, np.arange(32)[:, None], np.arange(2)
+        buffer.observations = buffer.swap_and_flatten(obs) if flattened else obs
+        buffer.generator_ready = flattened
+        probe.collect()
+    probe.capture()
+    assert probe.batch is not None
+    kept = [tuple(int(v) for v in row[:3]) for row in probe.batch[0].tolist()]
+    # rollout 1 whole and rollout 0's last 8 time steps of both envs, by time step, oldest first
+    assert kept == [(k, t, e) for k, first in [(0, 24), (1, 0)] for t in range(first, 32) for e in range(2)]
 
 
 @pytest.mark.parametrize("window", ["interval", "recent"])

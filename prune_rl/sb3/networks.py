@@ -99,7 +99,8 @@ class Probe:
     :meth:`collect` since the last :meth:`reset` (each state keeps a random key from the probe's own generator,
     and the ``n_states`` smallest keys stay, so a pool never holds more than ``n_states`` states); with
     ``window="recent"`` it is the last ``n_states`` states collected since the last reset: the last rollouts
-    whole and the oldest of them trimmed to fit (a uniform sample of the last rollout when one fills the probe).
+    whole and the oldest of them trimmed to fit, by time step in every env (a uniform sample of the last rollout
+    when one fills the probe).
     A single short rollout can be a few hundred consecutive, strongly correlated states; the interval's are spread
     over many episodes and policies, the recent window's over a few rollouts of nearly the policy being cut.
 
@@ -125,19 +126,31 @@ class Probe:
         """:return: Whether states are pooled over rollouts (``interval`` or ``recent`` window, on-policy model)."""
         return self.window != "rollout" and isinstance(self.model, OnPolicyAlgorithm)
 
-    def _rollout_obs(self) -> Any:
-        """:return: The rollout buffer's observations, ``(n_steps * n_envs, ...)``."""
+    def _rollout_obs(self, time_major: bool = False) -> Any:
+        """
+        :param time_major: Order the states by time step, then env (oldest first), instead of SB3's env-major
+            order (every state of env 0, then of env 1, ...). The two are the same with one env.
+        :return: The rollout buffer's observations, ``(n_steps * n_envs, ...)``.
+        """
         assert isinstance(self.model, OnPolicyAlgorithm)
         buffer = self.model.rollout_buffer
-        return buffer.observations if buffer.generator_ready else buffer.swap_and_flatten(buffer.observations)
+        obs = buffer.observations
+        if isinstance(obs, dict):  # Dict observations: left to the caller
+            return obs
+        if not buffer.generator_ready:  # as collected: (n_steps, n_envs, ...)
+            return obs.reshape(-1, *obs.shape[2:]) if time_major else buffer.swap_and_flatten(obs)
+        if time_major:  # flattened env-major by RolloutBuffer.get()
+            obs = obs.reshape(buffer.n_envs, buffer.buffer_size, *obs.shape[1:]).swapaxes(0, 1).reshape(obs.shape)
+        return obs
 
     def collect(self) -> None:
         """Add the rollout buffer's states to the pool (pooled windows, on-policy; otherwise nothing)."""
         if not self.pooling:
             return
-        states = obs_as_tensor(self._rollout_obs().copy(), self.model.device)
+        recent = self.window == "recent"
+        states = obs_as_tensor(self._rollout_obs(time_major=recent).copy(), self.model.device)
         assert isinstance(states, torch.Tensor), f"the {self.window} window needs array observations"
-        if self.window == "recent":  # oldest rollout first; keys unused
+        if recent:  # oldest rollout first, each oldest time step first; keys unused
             if len(states) >= self.n_states:  # one rollout fills the probe: a uniform sample of it
                 states = states[torch.randperm(len(states), generator=self.generator)[: self.n_states]]
             elif self._pool is not None:  # the newest rollouts whole, the oldest kept one trimmed to fit
