@@ -37,6 +37,11 @@ class _Done(Exception):
     """Raised inside ``learn()`` once the last wanted event is saved."""
 
 
+def _cpu_state(callback: DynamicPruningCallback) -> dict[str, torch.Tensor]:
+    """A copy of the policy's weights on the CPU, so saved events load and are analysed on any machine."""
+    return {k: v.cpu().clone() for k, v in callback.model.policy.state_dict().items()}
+
+
 def replay(run_dir: Path, out: Path, since: int, until: int) -> list[Path]:
     """
     Train ``run_dir``'s config again into ``out / "run"``, saving every pruning event from ``since`` steps on.
@@ -53,14 +58,14 @@ def replay(run_dir: Path, out: Path, since: int, until: int) -> list[Path]:
         if steps < since:
             original(self, progress)
             return
-        before = {k: v.detach().cpu().clone() for k, v in self.model.policy.state_dict().items()}
+        before = _cpu_state(self)
         original(self, progress)
         assert self.probe.batch is not None
         event = {
             "steps": steps,
-            "obs": self.probe.batch[0].detach().cpu().clone(),  # on the CPU: analysed wherever the files go
+            "obs": self.probe.batch[0].cpu().clone(),
             "before": before,
-            "after": {k: v.detach().cpu().clone() for k, v in self.model.policy.state_dict().items()},
+            "after": _cpu_state(self),
             "distill_losses": self.distill_losses,
         }
         saved.append(out / f"event_{steps}.pt")
