@@ -43,6 +43,25 @@ def compose_config(overrides: Sequence[str] = (), return_hydra_config: bool = Fa
         return compose("train", overrides=list(overrides), return_hydra_config=return_hydra_config)
 
 
+GROUPS = ("env", "algo", "algo_env", "pruning", "pruning_env", "experiment")  # in the order they apply
+
+
+def config_files(choices: dict[str, str | None]) -> list[str]:
+    """
+    The config files a composition read, per-task files included, so that no tuned value applies silently.
+
+    :param choices: Hydra's ``runtime.choices`` (``{group: option}``; an ``optional`` group whose file does not
+        exist is listed too).
+    :return: ``["env/hopper.yaml", "algo/ppo.yaml", "algo_env/ppo_hopper.yaml", ...]``, the files that exist.
+    """
+    found = []
+    for group in GROUPS:
+        option = choices.get(group)
+        if option and (Path(CONFIG_PATH) / group / f"{option}.yaml").is_file():
+            found.append(f"{group}/{option}.yaml")
+    return found
+
+
 def fail(message: str) -> None:
     """Print one clear line to stderr and exit with status 2 (no traceback)."""
     print(f"prune-rl: error: {message}", file=sys.stderr)
@@ -59,12 +78,15 @@ def main(cfg: DictConfig) -> float:
     """
     from prune_rl.train import run  # heavy imports (torch, SB3) only once a run starts
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        data = OmegaConf.to_container(cfg, resolve=True)
-        assert isinstance(data, dict)
-        typed = train_config({str(k): v for k, v in data.items()})
-        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+        container = OmegaConf.to_container(cfg, resolve=True)
+        assert isinstance(container, dict)
+        data = {str(k): v for k, v in container.items()}
+        data["config_files"] = config_files(dict(hydra_cfg.runtime.choices))
+        typed = train_config(data)
+        OmegaConf.save(OmegaConf.create(data), run_dir / "config.yaml")
         results = run(typed, run_dir)
     except ConfigError as exc:
         fail(str(exc))

@@ -1,15 +1,19 @@
 """Typed run configuration.
 
 Hydra composes YAML; :func:`train_config` turns the composed config into these dataclasses once, at the
-entry point. Code below it receives dataclasses, never a ``DictConfig``. Fractions of training
-(``begin``, ``end``, ``interval``) are in ``[0, 1]``; sparsity is the fraction of neurons *removed*.
+entry point. Code below it receives dataclasses, never a ``DictConfig``. The ``pruning`` section becomes the
+config dataclass of the chosen method (:data:`prune_rl.methods.PRUNERS`), which checks its own values.
+Fractions of training (``begin``, ``end``, ``interval``) are in ``[0, 1]``; sparsity is the fraction *removed*.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any
+
+from prune_rl.methods import PRUNERS, PrunerConfig
 
 
 class ConfigError(ValueError):
@@ -51,81 +55,6 @@ class AlgoConfig:
 
 
 @dataclass
-class RegularizerConfig:
-    """
-    Importance-weighted group lasso (see :class:`prune_rl.pruning.GroupLasso`).
-
-    :param strength: ``lambda`` for the deployed (policy) network.
-    :param value_strength: ``lambda`` for value/critic networks.
-    :param gamma: Exponent of the importance weights (0: plain group lasso).
-    :param max_weight: Importance weights are clipped to ``[1/max_weight, max_weight]``.
-    :param anchor: The score that gets importance weight 1: ``mean`` (the layer's mean) or ``keep`` (the
-        last neuron the final sparsity keeps).
-    :param begin: Fraction of training where the penalty starts.
-    :param end: Fraction of training where it stops (fine-tuning after it).
-    """
-
-    strength: float = 3.0
-    value_strength: float = 0.0
-    gamma: float = 1.0
-    max_weight: float = 10.0
-    anchor: str = "mean"
-    begin: float = 0.1
-    end: float = 0.75
-
-
-@dataclass
-class PruningConfig:
-    """
-    :param name: ``none`` (dense) or a key of :data:`prune_rl.registry.PRUNERS`.
-    :param importance: Neuron importance criterion: ``activation``, ``deviation``, ``taylor``, ``magnitude`` or
-        ``reconstruction``.
-    :param sparsity: Final neuron sparsity of the deployed (policy) network.
-    :param value_sparsity: Final neuron sparsity of value/critic networks.
-    :param begin: Fraction of training where pruning starts.
-    :param end: Fraction of training where the final sparsity is reached.
-    :param schedule: Shape of the sparsity schedule between ``begin`` and ``end``: ``cubic`` (Zhu & Gupta) or
-        ``geometric`` (every step removes the same fraction of the neurons left).
-    :param interval: Fraction of training between threshold recomputations.
-    :param min_neurons: Neurons a hidden layer always keeps.
-    :param allocation: How kept neurons are shared among a network's layers: ``layer`` (each layer reaches
-        the sparsity) or ``global`` (one network-wide ranking).
-    :param probe_size: Recent states used to score importance (and to fold and distill a cut).
-    :param probe_window: Where an on-policy algorithm's probe states come from: ``rollout`` (the last rollout
-        before the pruning event), ``interval`` (every rollout since the previous event) or ``recent`` (the last
-        ``probe_size`` states). Off-policy algorithms sample their replay buffer either way.
-    :param compensate: What a cut folds into the layers the cut neurons fed: ``none``, ``mean`` (their mean
-        activation, into the next bias: mean replacement) or ``linear`` (their least-squares estimate from the
-        kept neurons, into the next weights and bias). ``false`` and ``true``, from configs written before
-        ``linear`` existed, read as ``none`` and ``mean``.
-    :param fan_in_lr: Multiply the updates of every layer fed by a pruned layer by ``(n_neurons / n_alive) **
-        fan_in_lr`` (1: muP's Adam rule, so a narrowed layer learns as fast as the dense one; 0: off).
-    :param distill_steps: Full-batch Adam steps after every cut that fit the networks back to their outputs
-        before the cut, on the states that scored it (0: off).
-    :param distill_lr: Their learning rate.
-    :param regularizer: The group-sparse regularizer.
-    """
-
-    name: str = "none"
-    importance: str = "activation"
-    sparsity: float = 0.95
-    value_sparsity: float = 0.5
-    begin: float = 0.1
-    end: float = 0.75
-    schedule: str = "cubic"
-    interval: float = 0.02
-    min_neurons: int = 2
-    allocation: str = "layer"
-    probe_size: int = 2048
-    probe_window: str = "rollout"
-    compensate: str = "none"
-    fan_in_lr: float = 0.0
-    distill_steps: int = 0
-    distill_lr: float = 1e-3
-    regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
-
-
-@dataclass
 class EvalConfig:
     """
     :param n_episodes: Episodes of the final evaluation (and of each periodic one).
@@ -155,11 +84,13 @@ class TrainConfig:
     :param torch_threads: ``torch.set_num_threads`` (0 keeps torch's default).
     :param progress_bar: ``auto`` (on a terminal only), ``true`` or ``false``.
     :param run_name: ``{env}__{algo}__{pruning}__seed{k}``.
+    :param config_files: The config files Hydra composed the run from (``env/hopper.yaml``,
+        ``algo_env/ppo_hopper.yaml``, ...): which per-task values were applied. Set by the app, not in YAML.
     """
 
     env: EnvConfig
     algo: AlgoConfig
-    pruning: PruningConfig = field(default_factory=PruningConfig)
+    pruning: PrunerConfig = field(default_factory=PrunerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = 0
     n_timesteps: int = 100_000
@@ -167,6 +98,7 @@ class TrainConfig:
     torch_threads: int = 1
     progress_bar: bool | str = "auto"
     run_name: str = ""
+    config_files: list[str] = field(default_factory=list)
 
 
 def _build(cls: type, data: dict[str, Any], where: str) -> Any:
@@ -175,15 +107,17 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
     unknown = sorted(set(data) - set(known))
     if unknown:
         raise ConfigError(f"unknown key(s) in {where}: {', '.join(unknown)} (known: {', '.join(known)})")
+    hints = typing.get_type_hints(cls)
+    data = dict(data)
+    for key, value in data.items():
+        if dataclasses.is_dataclass(hints.get(key)) and isinstance(value, dict):
+            data[key] = _build(hints[key], value, f"{where}.{key}")
     try:
         return cls(**data)
     except TypeError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-
-
-def _check_fraction(name: str, value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{name} must be a fraction of training in [0, 1], got {value}")
+    except ValueError as exc:  # the dataclass's own checks
+        raise ConfigError(str(exc)) from None
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -205,31 +139,6 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"eval.freq must be >= 0, got {cfg.eval.freq}")
     if cfg.progress_bar not in ("auto", True, False):
         raise ConfigError(f"progress_bar must be auto, true or false, got {cfg.progress_bar}")
-    _validate_pruning(cfg.pruning)
-
-
-def _validate_pruning(p: PruningConfig) -> None:
-    for name in ("begin", "end", "interval"):
-        _check_fraction(f"pruning.{name}", getattr(p, name))
-    for name in ("begin", "end"):
-        _check_fraction(f"pruning.regularizer.{name}", getattr(p.regularizer, name))
-    if p.begin >= p.end:
-        raise ConfigError(f"pruning.begin ({p.begin}) must be before pruning.end ({p.end})")
-    if p.regularizer.begin >= p.regularizer.end:
-        raise ConfigError(f"pruning.regularizer.begin ({p.regularizer.begin}) must be before its end ({p.regularizer.end})")
-    for name in ("sparsity", "value_sparsity"):
-        if not 0.0 <= getattr(p, name) < 1.0:
-            raise ConfigError(f"pruning.{name} must be in [0, 1), got {getattr(p, name)}")
-    if p.min_neurons < 1:
-        raise ConfigError(f"pruning.min_neurons must be >= 1, got {p.min_neurons}")
-    if p.regularizer.strength < 0 or p.regularizer.value_strength < 0:
-        raise ConfigError("pruning.regularizer strengths must be >= 0")
-    if p.probe_size < 1:
-        raise ConfigError(f"pruning.probe_size must be >= 1, got {p.probe_size}")
-    if not 0.0 <= p.fan_in_lr <= 1.0:
-        raise ConfigError(f"pruning.fan_in_lr must be in [0, 1], got {p.fan_in_lr}")
-    if p.distill_steps < 0 or p.distill_lr <= 0:
-        raise ConfigError(f"pruning.distill_steps must be >= 0 and distill_lr > 0, got {p.distill_steps}, {p.distill_lr}")
 
 
 def train_config(data: dict[str, Any]) -> TrainConfig:
@@ -242,17 +151,74 @@ def train_config(data: dict[str, Any]) -> TrainConfig:
     """
     data = {k: v for k, v in data.items() if k != "hydra"}
     algo = dict(data["algo"])
-    pruning = dict(data.get("pruning", {}))
-    if isinstance(pruning.get("compensate"), bool):  # the key was a switch for mean replacement until 2026-11-22
-        pruning["compensate"] = "mean" if pruning["compensate"] else "none"
-    if "regularizer" in pruning:
-        pruning["regularizer"] = _build(RegularizerConfig, pruning["regularizer"], "pruning.regularizer")
     sections = {
         "env": _build(EnvConfig, data["env"], "env"),
         "algo": AlgoConfig(name=algo.pop("name"), kwargs=algo),
-        "pruning": _build(PruningConfig, pruning, "pruning"),
+        "pruning": pruning_config(data.get("pruning", {})),
         "eval": _build(EvalConfig, data.get("eval", {}), "eval"),
     }
     cfg = _build(TrainConfig, {**data, **sections}, "config")
     validate(cfg)
     return cfg
+
+
+def pruning_config(data: dict[str, Any]) -> PrunerConfig:
+    """
+    Build the config dataclass of the method that ``pruning.method`` (or ``pruning.name``) names.
+
+    :param data: The ``pruning`` section.
+    :return: ``PrunerConfig`` for dense runs, the method's own subclass otherwise.
+    :raises ConfigError: On an unknown method, unknown keys or invalid values.
+    """
+    data = legacy_pruning(dict(data))
+    method = data.get("method") or data.get("name", "none")
+    if method == "none":
+        return _build(PrunerConfig, {k: v for k, v in data.items() if k in ("name", "method")}, "pruning")
+    if method not in PRUNERS:
+        raise ConfigError(f"unknown pruning method {method!r} (known: none, {', '.join(PRUNERS)})")
+    return _build(PRUNERS[method].config_class, data, "pruning")
+
+
+# dsp's keys before its knobs were cut (2026-12-02) -> where they went; runs written before read the same.
+_LEGACY_DSP = {
+    "compensate": ("repair", "fold"),
+    "fan_in_lr": ("repair", "fan_in_lr"),
+    "distill_steps": ("repair", "distill_steps"),
+    "distill_lr": ("repair", "distill_lr"),
+}
+_LEGACY_FIXED = {"allocation": "layer", "regularizer.max_weight": 10.0, "regularizer.anchor": "mean"}
+
+
+def legacy_pruning(data: dict[str, Any]) -> dict[str, Any]:
+    """
+    Read a ``dsp`` section written before 2026-12-02 (a nested ``regularizer``, ``compensate``, ...) as today's.
+
+    :param data: A ``pruning`` section.
+    :return: The section with today's keys (unchanged if it already has them).
+    :raises ConfigError: If it used a value that is no longer available.
+    """
+    if data.get("name") != "dsp" or ("regularizer" not in data and not set(_LEGACY_DSP) & set(data)):
+        return data
+    regularizer = dict(data.pop("regularizer", {}))
+    used = {
+        "allocation": data.pop("allocation", "layer"),
+        "regularizer.max_weight": regularizer.pop("max_weight", 10.0),
+        "regularizer.anchor": regularizer.pop("anchor", "mean"),
+    }
+    for key, fixed in _LEGACY_FIXED.items():
+        if used[key] != fixed:
+            raise ConfigError(f"pruning.{key}={used[key]} is no longer available (dsp now always uses {fixed})")
+    window = (data.get("begin"), data.get("end"))
+    if (regularizer.pop("begin", window[0]), regularizer.pop("end", window[1])) != window:
+        raise ConfigError("pruning.regularizer.begin/end other than the pruning window are no longer available")
+    for key in ("strength", "value_strength", "gamma"):
+        if key in regularizer:
+            data[key] = regularizer.pop(key)
+    repair = dict(data.pop("repair", {}))
+    for old, (_, new) in _LEGACY_DSP.items():
+        if old in data:
+            repair[new] = data.pop(old)
+    if isinstance(repair.get("fold"), bool):  # compensate was a switch for mean replacement until 2026-11-22
+        repair["fold"] = "mean" if repair["fold"] else "none"
+    data["repair"] = repair
+    return data

@@ -19,27 +19,27 @@ from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalizati
 
 from prune_rl.config import ConfigError, TrainConfig
 from prune_rl.environment import action_kind, make_env
-from prune_rl.pruning import ALLOCATIONS, ANCHORS, COMPENSATIONS, IMPORTANCES, SCHEDULES
+from prune_rl.methods import PRUNERS, Pruner
 from prune_rl.registry import ACTION_SPACES, ALGOS, algo_kwargs
-from prune_rl.sb3.callbacks import DynamicPruningCallback
-from prune_rl.sb3.networks import PROBE_WINDOWS
+from prune_rl.sb3.callback import PruningCallback
+from prune_rl.sb3.networks import net_arch, prunable_nets
 
 log = logging.getLogger(__name__)
-
-PRUNERS: dict[str, type[DynamicPruningCallback]] = {"dsp": DynamicPruningCallback}
 
 MODEL_FILE = "model.zip"
 VECNORMALIZE_FILE = "vecnormalize.pkl"
 MASKS_FILE = "masks.pt"
 RESULTS_FILE = "results.json"
+DENSE_RESULTS: dict[str, Any] = {"prune_seconds": 0.0, "pruning_events": 0, "pruning_summary": {}, "sparsity": None}
 
 
-def build_model(cfg: TrainConfig, env: Any) -> BaseAlgorithm:
+def build_model(cfg: TrainConfig, env: Any, arch: list[int] | dict[str, list[int]] | None = None) -> BaseAlgorithm:
     """
     Build the SB3 model described by ``cfg``, checking that the algorithm fits the action space.
 
     :param cfg: Run config.
     :param env: The training environment.
+    :param arch: A ``policy_kwargs.net_arch`` to use instead of the configured one.
     :return: An untrained model.
     """
     if cfg.algo.name not in ALGOS:
@@ -52,35 +52,41 @@ def build_model(cfg: TrainConfig, env: Any) -> BaseAlgorithm:
         )
     kwargs = algo_kwargs(cfg.algo.kwargs, n_actions)
     kwargs.setdefault("policy", "MlpPolicy")
+    if arch is not None:
+        kwargs["policy_kwargs"] = {**kwargs.get("policy_kwargs", {}), "net_arch": arch}
     try:
         return ALGOS[cfg.algo.name](env=env, seed=cfg.seed, device=cfg.device, **kwargs)
     except TypeError as exc:
         raise ConfigError(f"algo={cfg.algo.name}: {exc}") from None
 
 
-def build_pruner(cfg: TrainConfig) -> DynamicPruningCallback | None:
+def build_pruner(cfg: TrainConfig) -> Pruner | None:
     """
     :param cfg: Run config.
-    :return: The pruning callback chosen by ``pruning.name`` (``None`` for ``none``).
+    :return: The pruning method chosen by ``pruning.method`` (``None`` for dense runs), seeded with the run's seed.
     """
-    if cfg.pruning.name == "none":
+    if cfg.pruning.method == "none":
         return None
-    if cfg.pruning.name not in PRUNERS:
-        raise ConfigError(f"unknown pruning {cfg.pruning.name!r} (known: none, {', '.join(PRUNERS)})")
-    if cfg.pruning.importance not in IMPORTANCES:
-        raise ConfigError(f"unknown pruning.importance {cfg.pruning.importance!r} (known: {', '.join(IMPORTANCES)})")
-    if cfg.pruning.schedule not in SCHEDULES:
-        raise ConfigError(f"unknown pruning.schedule {cfg.pruning.schedule!r} (known: {', '.join(SCHEDULES)})")
-    if cfg.pruning.allocation not in ALLOCATIONS:
-        raise ConfigError(f"unknown pruning.allocation {cfg.pruning.allocation!r} (known: {', '.join(ALLOCATIONS)})")
-    if cfg.pruning.probe_window not in PROBE_WINDOWS:
-        raise ConfigError(f"unknown pruning.probe_window {cfg.pruning.probe_window!r} (known: {', '.join(PROBE_WINDOWS)})")
-    if cfg.pruning.compensate not in COMPENSATIONS:
-        raise ConfigError(f"unknown pruning.compensate {cfg.pruning.compensate!r} (known: {', '.join(COMPENSATIONS)})")
-    anchor = cfg.pruning.regularizer.anchor
-    if anchor not in ANCHORS:
-        raise ConfigError(f"unknown pruning.regularizer.anchor {anchor!r} (known: {', '.join(ANCHORS)})")
-    return PRUNERS[cfg.pruning.name](cfg.pruning)
+    return PRUNERS[cfg.pruning.method](cfg.pruning, seed=cfg.seed)
+
+
+def build_pruned_model(cfg: TrainConfig, env: Any, pruner: Pruner | None) -> BaseAlgorithm:
+    """
+    Build the model, at the widths the pruner asks for if it asks (``scratch``).
+
+    :param cfg: Run config.
+    :param env: The training environment.
+    :param pruner: The pruning method, if any.
+    :return: An untrained model.
+    """
+    model = build_model(cfg, env)
+    if pruner is None:
+        return model
+    try:
+        widths = pruner.architecture(prunable_nets(model))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return model if widths is None else build_model(cfg, env, net_arch(model, widths))
 
 
 class TimedEvalCallback(EvalCallback):
@@ -146,14 +152,15 @@ def run(cfg: TrainConfig, run_dir: str | Path) -> dict:
 
     gamma = cfg.algo.kwargs.get("gamma", 0.99)
     env = make_env(cfg.env, seed=cfg.seed, gamma=gamma)
-    model = build_model(cfg, env)
+    pruner = build_pruner(cfg)
+    model = build_pruned_model(cfg, env, pruner)
     progress_bar = _show_progress_bar(cfg.progress_bar)
     model.set_logger(configure(str(run_dir), ["tensorboard", "csv"] if progress_bar else ["stdout", "tensorboard", "csv"]))
 
     callbacks: list[BaseCallback] = []
-    pruner = build_pruner(cfg)
-    if pruner is not None:
-        callbacks.append(pruner)
+    pruning = PruningCallback(pruner, total_timesteps=cfg.n_timesteps) if pruner is not None else None
+    if pruning is not None:
+        callbacks.append(pruning)
     evaluator = None
     if cfg.eval.freq > 0:
         eval_env = make_env(cfg.env, seed=cfg.seed + cfg.eval.seed_offset, n_envs=1, training=False)
@@ -169,6 +176,8 @@ def run(cfg: TrainConfig, run_dir: str | Path) -> dict:
         callbacks.append(evaluator)
 
     log.info("training %s in %s", cfg.run_name, run_dir)
+    if cfg.config_files:
+        log.info("config files: %s", ", ".join(cfg.config_files))
     start = time.perf_counter()
     model.learn(total_timesteps=cfg.n_timesteps, callback=callbacks, progress_bar=progress_bar)
     wall = time.perf_counter() - start
@@ -177,8 +186,8 @@ def run(cfg: TrainConfig, run_dir: str | Path) -> dict:
     model.save(run_dir / MODEL_FILE)
     if isinstance(env, VecNormalize):
         env.save(str(run_dir / VECNORMALIZE_FILE))
-    if pruner is not None:
-        pruner.save_masks(run_dir / MASKS_FILE)
+    if pruning is not None:
+        pruning.save_masks(run_dir / MASKS_FILE)
 
     final = evaluate(model, cfg, train_env=env)
     results: dict[str, Any] = {
@@ -186,6 +195,8 @@ def run(cfg: TrainConfig, run_dir: str | Path) -> dict:
         "env_id": cfg.env.id,
         "algo": cfg.algo.name,
         "pruning": cfg.pruning.name,
+        "pruning_method": cfg.pruning.method,
+        "config_files": cfg.config_files,
         "seed": cfg.seed,
         "n_timesteps": cfg.n_timesteps,
         "timesteps": int(model.num_timesteps),
@@ -193,10 +204,9 @@ def run(cfg: TrainConfig, run_dir: str | Path) -> dict:
         "eval_seconds": eval_seconds,  # of which periodic evaluations
         "train_seconds": wall - eval_seconds,
         "fps": model.num_timesteps / max(wall - eval_seconds, 1e-9),  # training steps per training second
-        "prune_seconds": pruner.prune_seconds if pruner is not None else 0.0,  # of training: pruning events
-        "distill_seconds": pruner.distill_seconds if pruner is not None else 0.0,  # of which distillation
         "eval": final,
-        "sparsity": pruner.stats() if pruner is not None else None,
+        # of training: pruning events, the method's own figures, sparsity per network (dense: none)
+        **(pruning.results() if pruning is not None else DENSE_RESULTS),
     }
     (run_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
     log.info(

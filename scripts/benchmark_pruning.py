@@ -62,18 +62,19 @@ ENVS = ("cartpole", "lunarlander", "hopper", "walker2d")
 METHODS = ("none", "dsp")
 # Keys added to the config after runs were made, with the value that reproduces what those runs did (the only
 # behaviour there was before the key existed). A run that lacks such a key is read as having this value.
+# Paths are today's: a saved config written before dsp's knobs were cut (2026-12-02) is first read as today's
+# (prune_rl.config.legacy_pruning), so its `compensate` is looked up as `repair.fold`.
 ADDED_KEYS: dict[tuple[str, ...], object] = {
-    ("pruning", "regularizer", "anchor"): "mean",
-    ("pruning", "compensate"): "none",
-    ("pruning", "fan_in_lr"): 0.0,
+    ("pruning", "repair", "fold"): "none",
+    ("pruning", "repair", "fan_in_lr"): 0.0,
     ("pruning", "schedule"): "cubic",
-    ("pruning", "distill_steps"): 0,
-    ("pruning", "distill_lr"): 1e-3,
+    ("pruning", "repair", "distill_steps"): 0,
+    ("pruning", "repair", "distill_lr"): 1e-3,
     ("pruning", "probe_window"): "rollout",
 }
 # Values a key once took that now read differently (same behaviour, new spelling).
 RENAMED_VALUES: dict[tuple[str, ...], dict[object, object]] = {
-    ("pruning", "compensate"): {False: "none", True: "mean"},
+    ("pruning", "repair", "fold"): {False: "none", True: "mean"},
 }
 
 
@@ -118,7 +119,15 @@ def _saved(out: Path, today: dict) -> dict:
     """A finished run's saved config, with keys added since and values renamed since read as they are today."""
     from omegaconf import OmegaConf
 
+    from prune_rl.config import legacy_pruning
+
     saved = OmegaConf.to_container(OmegaConf.load(out / "config.yaml"), resolve=True)
+    assert isinstance(saved, dict)
+    saved.pop("config_files", None)  # which files were read, not a setting
+    if isinstance(saved.get("pruning"), dict):
+        saved["pruning"] = legacy_pruning(saved["pruning"])
+        if saved["pruning"].get("name", "none") != "none":
+            saved["pruning"].setdefault("method", saved["pruning"]["name"])
     for path, value in ADDED_KEYS.items():
         parent, now = _node(saved, path[:-1]), _node(today, path[:-1])
         # Only where today's config has the key: a dense run's `pruning` node never gets one.
@@ -147,7 +156,8 @@ def config_digest(config: dict) -> str:
 
     :param config: A resolved config (``_saved`` or ``composed``).
     """
-    setting = json.loads(json.dumps({k: v for k, v in config.items() if k not in ("seed", "run_name")}, default=str))
+    skip = ("seed", "run_name", "config_files")
+    setting = json.loads(json.dumps({k: v for k, v in config.items() if k not in skip}, default=str))
     for path, value in ADDED_KEYS.items():
         parent = _node(setting, path[:-1])
         if isinstance(parent, dict) and path[-1] in parent and parent[path[-1]] == value:

@@ -6,10 +6,10 @@ importance criterion, or ``--importance``, on those states, with the layer alloc
 evaluates the cut agent. It isolates what a cut takes from a network that carries a learned behaviour, which
 training-time pruning has to win back: ``none`` drops the neurons, ``mean`` folds their mean activation into the
 next layer's bias and ``linear`` also their least-squares estimate from the kept neurons
-(``prune_rl.pruning.fold_linear_``). The value network is left dense (it does not act).
+(``prune_rl.core.fold_linear_``). The value network is left dense (it does not act).
 
 ``--distill-steps`` also fits each cut policy back to the dense policy's outputs on the same states
-(``prune_rl.pruning.distill_``, full-batch Adam at ``--distill-lr``) before it is evaluated; 0 (the default)
+(``prune_rl.core.distill_``, full-batch Adam at ``--distill-lr``) before it is evaluated; 0 (the default)
 evaluates the cut alone. Several values compare them.
 
 ``--stats`` also prints, for each policy hidden layer of the dense and of every cut agent, its alive neurons,
@@ -37,10 +37,11 @@ from stable_baselines3.common.vec_env import VecNormalize
 from prune_rl.config import TrainConfig
 from prune_rl.environment import make_env
 from prune_rl.evaluate import load_run_config
-from prune_rl.pruning import COMPENSATIONS, IMPORTANCES, HiddenLayer, NeuronMask, distill_, fold_, select_alive
-from prune_rl.pruning.importance import probe_activations
+from prune_rl.core import COMPENSATIONS, IMPORTANCES, HiddenLayer, NeuronMask, distill_, fold_, select_alive
+from prune_rl.core.importance import probe_activations
 from prune_rl.registry import ALGOS
-from prune_rl.sb3.networks import Probe, prunable_nets
+from prune_rl.sb3.networks import prunable_nets
+from prune_rl.sb3.probe import Probe
 from prune_rl.train import MODEL_FILE, VECNORMALIZE_FILE, evaluate
 
 
@@ -83,7 +84,7 @@ def cut(
     """
     Cut the policy network once in place, then distill it towards its outputs before the cut.
 
-    :return: Its alive hidden neurons, and the output loss (:func:`prune_rl.pruning.output_loss`) before and after
+    :return: Its alive hidden neurons, and the output loss (:func:`prune_rl.core.output_loss`) before and after
         distillation.
     """
     probe, layers = policy_probe(model, states)

@@ -26,10 +26,10 @@ import torch
 from stable_baselines3.common.policies import ActorCriticPolicy
 
 from prune_rl.evaluate import load_run_config
-from prune_rl.pruning import output_loss
+from prune_rl.core import output_loss
 from prune_rl.registry import ALGOS
-from prune_rl.sb3.callbacks import DynamicPruningCallback
-from prune_rl.sb3.networks import Probe
+from prune_rl.methods import DynamicStructuredPruner
+from prune_rl.sb3.probe import Probe
 from prune_rl.train import run
 
 
@@ -37,9 +37,9 @@ class _Done(Exception):
     """Raised inside ``learn()`` once the last wanted event is saved."""
 
 
-def _cpu_state(callback: DynamicPruningCallback) -> dict[str, torch.Tensor]:
+def _cpu_state(probe: Probe) -> dict[str, torch.Tensor]:
     """A copy of the policy's weights on the CPU, so saved events load and are analysed on any machine."""
-    return {k: v.cpu().clone() for k, v in callback.model.policy.state_dict().items()}
+    return {k: v.cpu().clone() for k, v in probe.model.policy.state_dict().items()}
 
 
 def replay(run_dir: Path, out: Path, since: int, until: int) -> list[Path]:
@@ -51,21 +51,21 @@ def replay(run_dir: Path, out: Path, since: int, until: int) -> list[Path]:
     cfg = load_run_config(run_dir)
     out.mkdir(parents=True, exist_ok=True)
     saved: list[Path] = []
-    original = DynamicPruningCallback.prune_step
+    original = DynamicStructuredPruner.step
 
-    def recording(self: DynamicPruningCallback, progress: float) -> None:
-        steps = self.model.num_timesteps
+    def recording(self: DynamicStructuredPruner, progress: float, probe: Probe) -> None:  # type: ignore[override]
+        steps = probe.model.num_timesteps
         if steps < since:
-            original(self, progress)
+            original(self, progress, probe)
             return
-        before = _cpu_state(self)
-        original(self, progress)
-        assert self.probe.batch is not None
+        before = _cpu_state(probe)
+        original(self, progress, probe)
+        assert probe.batch is not None
         event = {
             "steps": steps,
-            "obs": self.probe.batch[0].cpu().clone(),
+            "obs": probe.batch[0].cpu().clone(),
             "before": before,
-            "after": _cpu_state(self),
+            "after": _cpu_state(probe),
             "distill_losses": self.distill_losses,
         }
         saved.append(out / f"event_{steps}.pt")
@@ -74,13 +74,13 @@ def replay(run_dir: Path, out: Path, since: int, until: int) -> list[Path]:
         if steps >= until:
             raise _Done
 
-    DynamicPruningCallback.prune_step = recording  # type: ignore[method-assign]
+    DynamicStructuredPruner.step = recording  # type: ignore[method-assign, assignment]
     try:
         run(cfg, out / "run")
     except _Done:
         pass
     finally:
-        DynamicPruningCallback.prune_step = original  # type: ignore[method-assign]
+        DynamicStructuredPruner.step = original  # type: ignore[method-assign]
     return saved
 
 
@@ -90,7 +90,7 @@ def analyse(run_dir: Path, out: Path) -> list[dict[str, Any]]:
 
     :param run_dir: The replayed run (its ``config.yaml`` and ``model.zip`` give the policy's structure).
     :param out: The directory the events were saved in.
-    :return: One row per event: ``steps``, ``own`` and ``others`` (:func:`prune_rl.pruning.output_loss` of the
+    :return: One row per event: ``steps``, ``own`` and ``others`` (:func:`prune_rl.core.output_loss` of the
         policy after the event against before it), ``spread`` (mean standard deviation of the probe's
         observations) and ``rank`` (effective rank of the centred observations, Roy & Vetterli 2007).
     """

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from prune_rl.pruning import PrunableNet, mlp_layers
+from prune_rl.core import PrunableNet, mlp_layers
 
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"

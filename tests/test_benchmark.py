@@ -179,7 +179,7 @@ def test_the_config_digest_tells_settings_apart_and_not_seeds() -> None:
         return bench.config_digest(bench.composed(bench.overrides("cartpole", "ppo", method, seed, None, list(extra))))
 
     assert digest("dsp", 0) == digest("dsp", 3)
-    assert len({digest("dsp", 0), digest("none", 0), digest("dsp", 0, "pruning.fan_in_lr=0.5")}) == 3
+    assert len({digest("dsp", 0), digest("none", 0), digest("dsp", 0, "pruning.repair.fan_in_lr=0.5")}) == 3
 
 
 def test_merge_gathers_a_tasks_seeds_from_the_runs_file_and_leaves_out_other_configs(tmp_path: Path) -> None:
@@ -213,11 +213,10 @@ def test_merge_gathers_a_tasks_seeds_from_the_runs_file_and_leaves_out_other_con
 @pytest.mark.parametrize(
     ("path", "other"),
     [
-        (("pruning", "regularizer", "anchor"), "keep"),
-        (("pruning", "compensate"), "linear"),
-        (("pruning", "fan_in_lr"), 1.0),
+        (("pruning", "repair", "fold"), "linear"),
+        (("pruning", "repair", "fan_in_lr"), 1.0),
         (("pruning", "schedule"), "geometric"),
-        (("pruning", "distill_steps"), 50),
+        (("pruning", "repair", "distill_steps"), 50),
     ],
 )
 def test_a_run_made_before_a_key_existed_is_read_with_that_keys_old_behaviour(
@@ -240,13 +239,18 @@ def test_a_run_made_when_compensate_was_a_switch_is_not_stale(tmp_path: Path) ->
     from omegaconf import OmegaConf
 
     bench = load_script("benchmark_pruning")
-    overrides = bench.overrides("cartpole", "ppo", "dsp", 0, None, ["pruning.compensate=mean"])
+    overrides = bench.overrides("cartpole", "ppo", "dsp", 0, None, ["pruning.repair.fold=mean"])
     saved = bench.composed(overrides)
-    saved["pruning"]["compensate"] = True  # how the same setting was written before 2026-11-22
+    pruning = saved["pruning"]  # how the same setting was written before 2026-11-22: one flat section
+    repair = pruning.pop("repair")
+    pruning.update(compensate=True, fan_in_lr=repair["fan_in_lr"], distill_steps=repair["distill_steps"])
+    pruning.update(distill_lr=repair["distill_lr"], allocation="layer")
+    pruning["regularizer"] = {k: pruning.pop(k) for k in ("strength", "value_strength", "gamma")}
+    del pruning["method"]
     OmegaConf.save(OmegaConf.create(saved), tmp_path / "config.yaml")
     assert bench.stale(tmp_path, overrides) == []
-    linear = [*overrides, "pruning.compensate=linear"]
-    assert bench.stale(tmp_path, linear) == ["pruning.compensate: mean -> linear"]
+    linear = [*overrides, "pruning.repair.fold=linear"]
+    assert bench.stale(tmp_path, linear) == ["pruning.repair.fold: mean -> linear"]
 
 
 def test_an_added_key_is_not_read_into_a_config_that_never_has_it(tmp_path: Path) -> None:

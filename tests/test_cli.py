@@ -131,3 +131,34 @@ def test_board_starts_tensorboard_on_the_run_directories(tmp_path: Path, monkeyp
 def test_board_rejects_a_missing_folder(tmp_path: Path) -> None:
     result = runner.invoke(app, ["board", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+PRUNING_OPTIONS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "pruning").glob("*.yaml") if p.stem != "base")
+
+
+@pytest.mark.parametrize("option", PRUNING_OPTIONS)
+def test_every_pruning_option_writes_a_loadable_model_whose_pruned_weights_are_zero(option: str, tmp_path: Path) -> None:
+    import torch
+    from stable_baselines3 import PPO
+
+    from prune_rl.sb3.callback import load_masks
+    from prune_rl.sb3.networks import prunable_nets
+
+    sparsity = [] if option == "none" else ["pruning.sparsity=0.5", "pruning.value_sparsity=0.5"]
+    result = runner.invoke(app, ["train", *fast("ppo", "cartpole", option), *sparsity, f"hydra.run.dir={tmp_path}"])
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["pruning"] == option and f"pruning/{option}.yaml" in results["config_files"]
+    model = PPO.load(tmp_path / "model.zip", device="cpu")  # plain SB3
+    if option == "none":
+        assert results["sparsity"] is None and not (tmp_path / "masks.pt").exists()
+        return
+    assert results["sparsity"]["pi"]["weight_sparsity"] > 0.4
+    masks = load_masks(tmp_path / "masks.pt")
+    for net in prunable_nets(model):
+        if f"{net.name}.linear0" in masks:  # unstructured: per weight
+            for i, linear in enumerate(net.linears):
+                assert torch.all(linear.weight[~masks[f"{net.name}.linear{i}"]] == 0)
+        else:
+            for layer in net.layers:
+                assert torch.all(layer.group_norms()[~masks[layer.name]] == 0)

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from prune_rl.pruning import NeuronMask, PrunableNet, fold_linear_, fold_mean_, link_mirrors, mean_activations, mlp_layers
-from prune_rl.pruning.importance import probe_activations
+from prune_rl.core import NeuronMask, PrunableNet, fold_linear_, fold_mean_, link_mirrors, mean_activations, mlp_layers
+from prune_rl.core.importance import probe_activations
 
 
 def test_mean_activations_are_the_hidden_means(mlp: nn.Sequential, net: PrunableNet) -> None:

@@ -15,7 +15,7 @@ CONF = Path(CONFIG_PATH)
 
 
 def _options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml") if (group, p.stem) != ("pruning", "base"))
 
 
 @pytest.mark.parametrize("group", ["env", "algo", "pruning", "experiment"])
@@ -47,21 +47,40 @@ def _leaves(node: dict, prefix: str = "") -> dict[str, object]:
     return out
 
 
-@pytest.mark.parametrize("name", _options("pruning_env"))
-def test_every_tuned_pruning_applies_to_its_pair_only(name: str) -> None:
-    method, algo, env = name.split("_", 2)
-    tuned = _leaves(OmegaConf.to_container(OmegaConf.load(CONF / "pruning_env" / f"{name}.yaml")))  # type: ignore[arg-type]
-    assert tuned
-    paired = compose([f"pruning={method}", f"algo={algo}", f"env={env}"])
-    other = compose([f"pruning={method}", f"algo={'a2c' if algo != 'a2c' else 'ppo'}", f"env={env}"])
-    for key, value in tuned.items():
-        assert OmegaConf.select(paired, f"pruning.{key}") == value
-        assert OmegaConf.select(other, f"pruning.{key}") != value, f"{key} leaks to another algo"
+def test_every_pruning_option_builds_its_methods_config() -> None:
+    from prune_rl.methods import PRUNERS
+
+    for option in _options("pruning"):
+        cfg = train_cfg([f"pruning={option}"]).pruning
+        assert cfg.name == option
+        assert cfg.method == "none" or type(cfg) is PRUNERS[cfg.method].config_class
 
 
-def test_tuned_pruning_yields_to_the_command_line_and_to_other_methods() -> None:
-    assert compose(["env=walker2d", "pruning.regularizer.strength=2.5"]).pruning.regularizer.strength == 2.5
+def test_dsp_is_the_papers_method_on_every_task() -> None:
+    # No per-task file turns the regularizer off behind the user's back: recipes are options with their own names.
+    for env in ("cartpole", "lunarlander", "hopper", "walker2d"):
+        cfg = train_cfg([f"env={env}"]).pruning
+        assert (cfg.name, cfg.method, cfg.strength, cfg.repair.fold) == ("dsp", "dsp", 3.0, "none")  # type: ignore[attr-defined]
+    recipe = train_cfg(["env=walker2d", "pruning=dsp_masks_distill"]).pruning
+    assert (recipe.name, recipe.method, recipe.strength) == ("dsp_masks_distill", "dsp", 0.0)  # type: ignore[attr-defined]
+    assert train_cfg(["pruning=dsp_masks_distill"]).run_name == "cartpole__ppo__dsp_masks_distill__seed0"
+
+
+def test_the_config_files_a_run_was_composed_from_are_named() -> None:
+    from prune_rl.app import config_files
+
+    choices = {"env": "hopper", "algo": "ppo", "pruning": "dsp", "algo_env": "ppo_hopper", "pruning_env": "dsp_ppo_hopper"}
+    assert config_files({**choices, "experiment": None}) == [
+        "env/hopper.yaml",
+        "algo/ppo.yaml",
+        "algo_env/ppo_hopper.yaml",  # the tuned values, applied automatically, named
+        "pruning/dsp.yaml",
+    ]  # pruning_env/dsp_ppo_hopper.yaml does not exist: not listed
+
+
+def test_pruning_none_has_no_method_keys() -> None:
     assert OmegaConf.to_container(compose(["env=walker2d", "pruning=none"]).pruning) == {"name": "none"}
+    assert train_cfg(["pruning=none"]).pruning.method == "none"
 
 
 @pytest.mark.parametrize("launcher", _options("hydra/launcher"))
@@ -75,13 +94,6 @@ def test_defaults() -> None:
     assert (cfg.env.id, cfg.algo.name, cfg.pruning.name) == ("CartPole-v1", "ppo", "dsp")
     assert cfg.n_timesteps == 100_000 and cfg.seed == 0
     assert cfg.run_name == "cartpole__ppo__dsp__seed0"
-
-
-def test_regularizer_window_follows_the_pruning_window_unless_set() -> None:
-    reg = train_cfg(["pruning.begin=0.2", "pruning.end=0.5"]).pruning.regularizer
-    assert (reg.begin, reg.end) == (0.2, 0.5)
-    reg = train_cfg(["pruning.end=0.5", "pruning.regularizer.end=0.6"]).pruning.regularizer
-    assert (reg.begin, reg.end) == (0.1, 0.6)
 
 
 def test_env_ids_are_gymnasium_1x() -> None:
@@ -117,7 +129,12 @@ def test_command_line_overrides_win_over_tuned_values() -> None:
         ("pruning.begin=0.9", "must be before pruning.end"),
         ("eval.n_episodes=0", "eval.n_episodes"),
         ("+pruning.typo=1", "unknown key(s) in pruning: typo"),
-        ("+pruning.regularizer.typo=1", "unknown key(s) in pruning.regularizer: typo"),
+        ("+pruning.repair.typo=1", "unknown key(s) in pruning.repair: typo"),
+        ("pruning.repair.fold=exact", "unknown pruning.repair.fold 'exact' (known: none, mean, linear)"),
+        ("pruning.importance=size", "unknown pruning.importance 'size'"),
+        ("pruning.method=lottery", "unknown pruning method 'lottery'"),
+        ("pruning.schedule=linear", "unknown pruning.schedule 'linear' (known: cubic, geometric)"),
+        ("pruning.probe_window=all", "unknown pruning.probe_window 'all' (known: rollout, interval, recent)"),
     ],
 )
 def test_invalid_values_are_named(override: str, message: str) -> None:
@@ -126,10 +143,41 @@ def test_invalid_values_are_named(override: str, message: str) -> None:
     assert message in str(info.value)
 
 
-@pytest.mark.parametrize(("value", "read"), [("true", "mean"), ("false", "none"), ("linear", "linear")])
-def test_compensate_reads_the_switch_it_used_to_be(value: str, read: str) -> None:
-    # Run directories written before `linear` existed say `compensate: true` (mean replacement) or `false`.
-    assert train_cfg([f"pruning.compensate={value}"]).pruning.compensate == read
+@pytest.mark.parametrize(("compensate", "fold"), [(True, "mean"), (False, "none"), ("linear", "linear")])
+def test_run_directories_written_before_the_knobs_were_cut_still_read(compensate: object, fold: str) -> None:
+    old = {  # a dsp section as config.yaml held it until 2026-12-02 (compensate was a switch until 2026-11-22)
+        "name": "dsp",
+        "importance": "activation",
+        "sparsity": 0.95,
+        "value_sparsity": 0.5,
+        "begin": 0.1,
+        "end": 0.75,
+        "schedule": "cubic",
+        "interval": 0.02,
+        "min_neurons": 2,
+        "allocation": "layer",
+        "probe_size": 2048,
+        "probe_window": "rollout",
+        "compensate": compensate,
+        "fan_in_lr": 1.0,
+        "distill_steps": 0,
+        "distill_lr": 0.001,
+        "regularizer": {
+            "strength": 0.0,
+            "value_strength": 0.0,
+            "gamma": 1.0,
+            "max_weight": 10.0,
+            "anchor": "mean",
+            "begin": 0.1,
+            "end": 0.75,
+        },
+    }
+    data = OmegaConf.to_container(compose([]), resolve=True)
+    assert isinstance(data, dict)
+    cfg = train_config({**data, "pruning": old}).pruning
+    assert (cfg.strength, cfg.repair.fold, cfg.repair.fan_in_lr) == (0.0, fold, 1.0)  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="allocation=global is no longer available"):
+        train_config({**data, "pruning": {**old, "allocation": "global"}})
 
 
 def test_unknown_top_level_key_is_named() -> None:

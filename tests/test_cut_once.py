@@ -8,7 +8,7 @@ import torch
 from conftest import load_script
 from stable_baselines3 import PPO
 
-from prune_rl.pruning import NeuronMask
+from prune_rl.core import NeuronMask
 from prune_rl.sb3.networks import prunable_nets
 
 

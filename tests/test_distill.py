@@ -5,7 +5,7 @@ import copy
 import torch
 from torch import nn
 
-from prune_rl.pruning import NeuronMask, PrunableNet, distill_, mlp_layers, output_loss
+from prune_rl.core import NeuronMask, PrunableNet, distill_, mlp_layers, output_loss
 
 
 def test_output_loss_is_the_missed_share_of_each_targets_variance() -> None:

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from prune_rl.pruning import FanInLR, NeuronMask, PrunableNet, fan_in_scales, mlp_layers
+from prune_rl.core import FanInLR, NeuronMask, PrunableNet, fan_in_scales, mlp_layers
 
 from conftest import tiny_mlp
 

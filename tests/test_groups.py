@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from prune_rl.pruning import PrunableNet, compact_weight_count, link_mirrors, mlp_layers
+from prune_rl.core import PrunableNet, compact_weight_count, link_mirrors, mlp_layers
 
 from conftest import tiny_mlp
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from prune_rl.pruning import (
+from prune_rl.core import (
     PrunableNet,
     activation_importance,
     deviation_importance,

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from prune_rl.pruning import NeuronMask, PrunableNet, cut_share, mlp_layers, n_kept, select_alive
+from prune_rl.core import NeuronMask, PrunableNet, cut_share, mlp_layers, n_kept, select_alive
 from stable_baselines3.common.utils import polyak_update
 
 from conftest import tiny_mlp

@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from prune_rl.pruning import GroupLasso, PrunableNet
+from prune_rl.core import GroupLasso, PrunableNet
 
 
 def test_penalty_equals_hand_computation(net: PrunableNet) -> None:

@@ -18,7 +18,7 @@ from conftest import compose, fast, load_script
 def test_a_replayed_run_repeats_its_events_and_their_analysis_reads_them(tmp_path: Path) -> None:
     replay_events = load_script("replay_events")
     overrides = [*fast("ppo", "cartpole"), "n_timesteps=512", "pruning.sparsity=0.5", "pruning.value_sparsity=0.5"]
-    overrides += ["pruning.compensate=linear", "pruning.importance=reconstruction", "pruning.distill_steps=3"]
+    overrides += ["pruning.repair.fold=linear", "pruning.importance=reconstruction", "pruning.repair.distill_steps=3"]
     cfg = compose(overrides)
     original = tmp_path / "original"
     original.mkdir()

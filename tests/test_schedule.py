@@ -3,7 +3,7 @@ import pickle
 
 import pytest
 
-from prune_rl.pruning import SCHEDULES, CubicSparsity, GeometricSparsity, Sparsity
+from prune_rl.core import SCHEDULES, CubicSparsity, GeometricSparsity, Sparsity
 
 
 @pytest.mark.parametrize("name", SCHEDULES)

@@ -14,21 +14,14 @@ TD3       ``actor.mu`` (target: ``actor_target``)        ``critic.qf*`` (targets
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
-from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
-from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.dqn.policies import DQNPolicy
 from stable_baselines3.sac.policies import SACPolicy
 from stable_baselines3.td3.policies import TD3Policy
 
-from prune_rl.pruning.groups import PrunableNet, link_mirrors, mlp_layers
-
-PROBE_WINDOWS = ("rollout", "interval", "recent")  # where an on-policy probe's states come from (see Probe)
+from prune_rl.core.groups import PrunableNet, link_mirrors, mlp_layers
 
 
 def _net(name: str, role: str, body: torch.nn.Module, heads: list[torch.nn.Module] | None = None) -> PrunableNet:
@@ -88,122 +81,19 @@ def optimizers(model: BaseAlgorithm) -> list[torch.optim.Optimizer]:
     return list(found.values())
 
 
-class Probe:
+def net_arch(model: BaseAlgorithm, widths: dict[str, list[int]]) -> list[int] | dict[str, list[int]]:
     """
-    Runs every prunable network of a model on a batch of recent states.
+    The ``policy_kwargs.net_arch`` that builds ``model``'s prunable networks with other hidden widths.
 
-    :meth:`capture` takes the batch (call it at rollout end, when the rollout buffer is full); calling the
-    probe runs the networks on it. Off-policy algorithms sample the replay buffer, normalised like the training
-    batches. On-policy algorithms read the rollout buffer: with ``window="rollout"`` the batch is a random sample
-    of the last rollout's states; with ``window="interval"`` it is a uniform sample of every rollout passed to
-    :meth:`collect` since the last :meth:`reset` (each state keeps a random key from the probe's own generator,
-    and the ``n_states`` smallest keys stay, so a pool never holds more than ``n_states`` states); with
-    ``window="recent"`` it is the last ``n_states`` states collected since the last reset: the last rollouts
-    whole and the oldest of them trimmed to fit, by time step in every env (a uniform sample of the last rollout
-    when one fills the probe).
-    A single short rollout can be a few hundred consecutive, strongly correlated states; the interval's are spread
-    over many episodes and policies, the recent window's over a few rollouts of nearly the policy being cut.
-
-    :param model: The SB3 model.
-    :param n_states: Batch size.
-    :param window: ``rollout``, ``interval`` or ``recent`` (on-policy; off-policy algorithms sample their replay
-        buffer either way).
-    :param seed: Seed of the pooled windows' own generator (the training's random streams are not touched).
+    :param model: A model of the algorithm (its policy tells how ``net_arch`` is read).
+    :param widths: ``{net name: [width per hidden layer]}`` for the names :func:`prunable_nets` gives.
+    :return: ``{pi, vf}`` (PPO, A2C), a list (DQN) or ``{pi, qf}`` (SAC, TD3; every critic takes ``qf0``'s).
     """
-
-    def __init__(self, model: BaseAlgorithm, n_states: int, window: str = "rollout", seed: int = 0) -> None:
-        if window not in PROBE_WINDOWS:
-            raise ValueError(f"unknown probe window {window!r} (known: {', '.join(PROBE_WINDOWS)})")
-        self.model = model
-        self.n_states = n_states
-        self.window = window
-        self.batch: tuple[Any, Any] | None = None
-        self.generator = torch.Generator().manual_seed(seed)
-        self._pool: tuple[torch.Tensor, torch.Tensor] | None = None  # pooled windows: states kept, keys (interval)
-
-    @property
-    def pooling(self) -> bool:
-        """:return: Whether states are pooled over rollouts (``interval`` or ``recent`` window, on-policy model)."""
-        return self.window != "rollout" and isinstance(self.model, OnPolicyAlgorithm)
-
-    def _rollout_obs(self, time_major: bool = False) -> Any:
-        """
-        :param time_major: Order the states by time step, then env (oldest first), instead of SB3's env-major
-            order (every state of env 0, then of env 1, ...). The two are the same with one env.
-        :return: The rollout buffer's observations, ``(n_steps * n_envs, ...)``.
-        """
-        assert isinstance(self.model, OnPolicyAlgorithm)
-        buffer = self.model.rollout_buffer
-        obs = buffer.observations
-        if isinstance(obs, dict):  # Dict observations: left to the caller
-            return obs
-        if not buffer.generator_ready:  # as collected: (n_steps, n_envs, ...)
-            return obs.reshape(-1, *obs.shape[2:]) if time_major else buffer.swap_and_flatten(obs)
-        if time_major:  # flattened env-major by RolloutBuffer.get()
-            obs = obs.reshape(buffer.n_envs, buffer.buffer_size, *obs.shape[1:]).swapaxes(0, 1).reshape(obs.shape)
-        return obs
-
-    def collect(self) -> None:
-        """Add the rollout buffer's states to the pool (pooled windows, on-policy; otherwise nothing)."""
-        if not self.pooling:
-            return
-        recent = self.window == "recent"
-        states = obs_as_tensor(self._rollout_obs(time_major=recent).copy(), self.model.device)
-        assert isinstance(states, torch.Tensor), f"the {self.window} window needs array observations"
-        if recent:  # oldest rollout first, each oldest time step first; keys unused
-            if len(states) >= self.n_states:  # one rollout fills the probe: a uniform sample of it
-                states = states[torch.randperm(len(states), generator=self.generator)[: self.n_states]]
-            elif self._pool is not None:  # the newest rollouts whole, the oldest kept one trimmed to fit
-                states = torch.cat([self._pool[0], states])[-self.n_states :]
-            self._pool = states, torch.empty(0)
-            return
-        keys = torch.rand(len(states), generator=self.generator)
-        if self._pool is not None:
-            states, keys = torch.cat([self._pool[0], states]), torch.cat([self._pool[1], keys])
-        if len(states) > self.n_states:
-            keep = keys.topk(self.n_states, largest=False).indices
-            states, keys = states[keep], keys[keep]
-        self._pool = states, keys
-
-    def reset(self) -> None:
-        """Empty the pool (after a pruning event: the next one draws from the rollouts after it)."""
-        self._pool = None
-
-    def capture(self) -> None:
-        """Take a batch of recent states (and actions, for critics)."""
-        model = self.model
-        if self.pooling and self._pool is not None:
-            self.batch = (self._pool[0], None)
-            return
-        if isinstance(model, OnPolicyAlgorithm):
-            obs = self._rollout_obs()
-            idx = torch.randperm(len(obs))[: self.n_states].numpy()
-            self.batch = (obs_as_tensor(obs[idx].copy(), model.device), None)
-            return
-        assert isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None
-        sample = model.replay_buffer.sample(self.n_states, env=model._vec_normalize_env)
-        self.batch = (sample.observations, sample.actions)
-
-    def __call__(self) -> list[torch.Tensor]:
-        """:return: The networks' outputs on the captured batch (used by the Taylor criterion)."""
-        if self.batch is None:
-            self.capture()
-        assert self.batch is not None
-        obs, actions = self.batch
-        policy = self.model.policy
-        if isinstance(policy, ActorCriticPolicy):
-            features = policy.extract_features(obs)
-            if isinstance(features, tuple):  # share_features_extractor=False
-                latent_pi = policy.mlp_extractor.forward_actor(features[0])
-                latent_vf = policy.mlp_extractor.forward_critic(features[1])
-            else:
-                latent_pi, latent_vf = policy.mlp_extractor(features)
-            return [policy.action_net(latent_pi), policy.value_net(latent_vf)]
-        if isinstance(policy, DQNPolicy):
-            return [policy.q_net(obs)]
-        if isinstance(policy, SACPolicy):
-            mean, log_std, _ = policy.actor.get_action_dist_params(obs)
-            return [mean, log_std, *policy.critic(obs, actions)]
-        if isinstance(policy, TD3Policy):
-            return [policy.actor(obs), *policy.critic(obs, actions)]
-        raise ValueError(f"no probe for policy {type(policy).__name__}")
+    policy = model.policy
+    if isinstance(policy, ActorCriticPolicy):
+        return {"pi": widths["pi"], "vf": widths["vf"]}
+    if isinstance(policy, DQNPolicy):
+        return widths["q"]
+    if isinstance(policy, SACPolicy | TD3Policy):
+        return {"pi": widths["actor"], "qf": widths["qf0"]}
+    raise ValueError(f"no net_arch known for policy {type(policy).__name__}")

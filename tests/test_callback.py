@@ -1,4 +1,4 @@
-"""Dynamic structured pruning inside real SB3 training runs."""
+"""The pruning callback driving pruners inside real SB3 training runs."""
 
 import dataclasses
 
@@ -9,15 +9,25 @@ from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
 
+from prune_rl.core import SCHEDULES, layer_quota
 from prune_rl.environment import make_env
-from prune_rl.pruning import SCHEDULES, layer_quota
-from prune_rl.sb3.callbacks import DynamicPruningCallback, load_masks
-from prune_rl.sb3.networks import Probe, prunable_nets
-from prune_rl.train import build_model, run
+from prune_rl.methods import DynamicStructuredPruner, Pruner
+from prune_rl.sb3.callback import PruningCallback, load_masks
+from prune_rl.sb3.networks import prunable_nets
+from prune_rl.sb3.probe import Probe
+from prune_rl.train import build_model, build_pruner, run
 
 from conftest import fast, train_cfg
 
 ALGO_CLASSES = {"ppo": PPO, "a2c": A2C, "dqn": DQN, "sac": SAC, "td3": TD3}
+
+
+def _callback(cfg, **kwargs) -> PruningCallback:
+    pruner = build_pruner(cfg)
+    assert pruner is not None
+    return PruningCallback(pruner, **kwargs)
+
+
 CASES = [("ppo", "cartpole"), ("a2c", "cartpole"), ("dqn", "cartpole"), ("sac", "hopper"), ("td3", "hopper")]
 
 
@@ -47,7 +57,7 @@ def test_short_run_ends_with_masked_neurons(algo: str, env: str, tmp_path) -> No
 
 
 @pytest.mark.parametrize(
-    ("algo", "env", "arch", "compensate"),
+    ("algo", "env", "arch", "fold"),
     [
         ("ppo", "cartpole", "{pi:[8,4],vf:[8,4]}", "mean"),
         ("sac", "hopper", "[8,4]", "mean"),
@@ -55,10 +65,10 @@ def test_short_run_ends_with_masked_neurons(algo: str, env: str, tmp_path) -> No
         ("sac", "hopper", "[8,4]", "linear"),
     ],
 )
-def test_compensation_keeps_pruned_neurons_zero(algo: str, env: str, arch: str, compensate: str, tmp_path) -> None:
+def test_folds_keep_pruned_neurons_zero(algo: str, env: str, arch: str, fold: str, tmp_path) -> None:
     # [8, 4] at 75%: the second layer reaches its 2 neurons before the first, so later cuts of the first layer
     # fold into a layer with dead neurons; those must stay zero.
-    overrides = [*fast(algo, env), f"++algo.policy_kwargs.net_arch={arch}", f"pruning.compensate={compensate}"]
+    overrides = [*fast(algo, env), f"++algo.policy_kwargs.net_arch={arch}", f"pruning.repair.fold={fold}"]
     cfg = train_cfg([*overrides, "pruning.sparsity=0.75", "pruning.value_sparsity=0.75"])
     results = run(cfg, tmp_path)
     model = ALGO_CLASSES[algo].load(tmp_path / "model.zip", device="cpu")
@@ -84,8 +94,8 @@ def test_tensorboard_gets_pruning_tags(tmp_path) -> None:
 def test_distilled_cuts_keep_pruned_neurons_zero_and_are_logged(algo: str, env: str, tmp_path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    overrides = [*fast(algo, env), "pruning.sparsity=0.5", "pruning.value_sparsity=0.5", "pruning.distill_steps=5"]
-    results = run(train_cfg([*overrides, "pruning.compensate=linear"]), tmp_path)
+    overrides = [*fast(algo, env), "pruning.sparsity=0.5", "pruning.value_sparsity=0.5", "pruning.repair.distill_steps=5"]
+    results = run(train_cfg([*overrides, "pruning.repair.fold=linear"]), tmp_path)
     model = ALGO_CLASSES[algo].load(tmp_path / "model.zip", device="cpu")
     _dead_groups_are_zero(model, load_masks(tmp_path / "masks.pt"))  # target networks included (SAC)
     for stats in results["sparsity"].values():
@@ -96,7 +106,7 @@ def test_distilled_cuts_keep_pruned_neurons_zero_and_are_logged(algo: str, env: 
     assert len(before) == len(after) > 0
     assert all(a.value <= b.value for a, b in zip(after, before, strict=True))
     # the time of pruning events is reported, distillation's share of it apart
-    assert 0.0 < results["distill_seconds"] < results["prune_seconds"] < results["train_seconds"]
+    assert 0.0 < results["pruning_summary"]["distill_seconds"] < results["prune_seconds"] < results["train_seconds"]
 
 
 def test_save_load_continue_keeps_masks(tmp_path) -> None:
@@ -107,9 +117,10 @@ def test_save_load_continue_keeps_masks(tmp_path) -> None:
     model = PPO.load(tmp_path / "first" / "model.zip", env=env, device="cpu")
     model.set_logger(configure(None, []))
     # Continue with pruning over again (a later window), starting from the saved masks.
-    callback = DynamicPruningCallback(dataclasses.replace(cfg.pruning, sparsity=0.75), masks=masks)
+    pruner = DynamicStructuredPruner(dataclasses.replace(cfg.pruning, sparsity=0.75))
+    callback = PruningCallback(pruner, masks=masks)  # no budget: this learn() call's total
     model.learn(256, callback=callback, reset_num_timesteps=False)
-    after = callback.mask_state()
+    after = pruner.masks()
     for name, alive in masks.items():
         assert not torch.any(after[name] & ~alive), f"{name}: a pruned neuron came back"
     assert sum(int(a.sum()) for n, a in after.items() if n.startswith("pi")) == 4  # 25% of 16
@@ -127,17 +138,17 @@ def test_continue_without_pruning_keeps_pruned_neurons_zero(tmp_path) -> None:
 
 
 def test_regularizer_shrinks_groups_and_schedule_is_followed(tmp_path) -> None:
-    cfg = train_cfg([*fast("ppo", "cartpole"), "pruning.sparsity=0.5", "pruning.regularizer.strength=0"])
+    cfg = train_cfg([*fast("ppo", "cartpole"), "pruning.sparsity=0.5", "pruning.strength=0"])
     env = make_env(cfg.env, seed=0)
     dense = build_model(cfg, env)
     before = sum(float(n.layers[0].group_norms().sum().detach()) for n in prunable_nets(dense))
-    reg_cfg = train_cfg([*fast("ppo", "cartpole"), "pruning.sparsity=0.01", "pruning.regularizer.strength=2"])
+    reg_cfg = train_cfg([*fast("ppo", "cartpole"), "pruning.sparsity=0.01", "pruning.strength=2"])
     model = build_model(reg_cfg, env)
-    callback = DynamicPruningCallback(reg_cfg.pruning)
+    callback = _callback(reg_cfg)
     model.learn(512, callback=callback)
     after = sum(float(n.layers[0].group_norms().sum().detach()) for n in prunable_nets(model))
     assert after < before  # same init (same seed), shrunk by the proximal steps
-    assert callback.n_events >= 3
+    assert callback.pruner.n_events >= 3
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES)
@@ -146,21 +157,96 @@ def test_masks_follow_the_configured_schedule(schedule: str) -> None:
     arch = ["++algo.policy_kwargs.net_arch={pi:[32,32],vf:[8,8]}", f"pruning.schedule={schedule}"]
     cfg = train_cfg([*fast("ppo", "cartpole"), *overrides, *arch])
     model = build_model(cfg, make_env(cfg.env, seed=0))
-    callback = DynamicPruningCallback(cfg.pruning)
+    callback = _callback(cfg, total_timesteps=640)
+    pruner = callback.pruner
     expected = SCHEDULES[schedule](0.9, 0.1, 0.9)
     seen: list[tuple[int, int]] = []
-    original_prune = callback.prune_step
+    original_step = pruner.step
 
-    def prune_step(progress: float) -> None:
-        original_prune(progress)
-        alive = [int(callback.masks[la.name].alive.sum()) for la in callback.nets[0].layers]
-        seen.append((alive[0], layer_quota(expected(progress), 32)))
+    def step(progress: float, probe) -> None:
+        original_step(progress, probe)
+        seen.append((int(pruner.masks()["pi.0"].sum()), layer_quota(expected(progress), 32)))
 
-    callback.prune_step = prune_step  # type: ignore[method-assign]
+    pruner.step = step  # type: ignore[method-assign]
     model.learn(640, callback=callback)
-    assert callback.nets[0].role == "policy" and len(seen) >= 4
+    assert pruner.nets[0].role == "policy" and len(seen) >= 4
     assert all(kept == quota for kept, quota in seen)
     assert seen[-1] == (3, 3)
+
+
+@pytest.mark.parametrize("method", ["magnitude", "global_magnitude"])
+@pytest.mark.parametrize(("algo", "env"), [("sac", "hopper"), ("dqn", "cartpole")])
+def test_unstructured_runs_keep_pruned_weights_zero_in_target_networks_too(method: str, algo: str, env: str, tmp_path) -> None:
+    cfg = train_cfg([*fast(algo, env, method), "pruning.sparsity=0.8", "pruning.value_sparsity=0.6"])
+    results = run(cfg, tmp_path)
+    masks = load_masks(tmp_path / "masks.pt")
+    model = ALGO_CLASSES[algo].load(tmp_path / "model.zip", device="cpu")
+    for net in prunable_nets(model):
+        for i, linear in enumerate(net.linears):
+            alive = masks[f"{net.name}.linear{i}"]
+            for copy_ in [linear, *(t.linears[i] for t in net.targets)]:
+                assert torch.all(copy_.weight[~alive] == 0)
+    policy = next(s for s in results["sparsity"].values() if s["role"] == "policy")
+    assert policy["weight_sparsity"] == pytest.approx(0.8, abs=0.02)
+
+
+def test_progress_is_the_runs_budget_so_a_continued_run_follows_one_schedule() -> None:
+    # constant learning rate and clip range: SB3's own schedules restart with every learn() call
+    overrides = [*fast("ppo", "cartpole"), "pruning.sparsity=0.75", "algo.learning_rate=0.001", "algo.clip_range=0.2"]
+    cfg = train_cfg([*overrides, "n_timesteps=512"])
+    events: dict[str, list[float]] = {}
+    masks = {}
+    for how in ("once", "twice"):
+        model = build_model(cfg, make_env(cfg.env, seed=0))
+        model.set_logger(configure(None, []))
+        callback = _callback(cfg, total_timesteps=512)
+        original_step = callback.pruner.step
+        events[how] = []
+
+        def step(progress: float, probe, seen: list[float] = events[how], original=original_step) -> None:
+            seen.append(progress)
+            original(progress, probe)
+
+        callback.pruner.step = step  # type: ignore[method-assign]
+        if how == "once":
+            model.learn(512, callback=callback)
+        else:
+            model.learn(256, callback=callback)
+            model.learn(256, callback=callback, reset_num_timesteps=False)
+        masks[how] = callback.pruner.masks()
+    assert events["once"] == events["twice"] and len(events["once"]) >= 4
+    assert events["once"][-1] >= cfg.pruning.end
+    assert all(torch.equal(masks["once"][k], masks["twice"][k]) for k in masks["once"])
+
+
+class _EveryOtherNeuron(Pruner):
+    """A method written in a test: no edit to the callback is needed to drive it."""
+
+    def _setup(self, masks: dict[str, torch.Tensor]) -> None:
+        layers = [la for n in self.nets for la in n.layers]
+        self.alive = {la.name: masks.get(la.name, torch.ones(la.n_neurons, dtype=torch.bool)) for la in layers}
+
+    def prune(self, progress: float, probe) -> None:
+        probe()  # the probe runs
+        for net in self.nets:
+            for layer in net.layers:
+                self.alive[layer.name] = torch.arange(layer.n_neurons) % 2 == 0
+                layer.scale_(self.alive[layer.name].float())
+
+    def masks(self) -> dict[str, torch.Tensor]:
+        return dict(self.alive)
+
+    def stats(self) -> dict:
+        return {n.name: {"role": n.role, "neuron_sparsity": 0.5, "alive_per_layer": {}} for n in self.nets}
+
+
+def test_any_pruner_is_driven_by_the_callback() -> None:
+    cfg = train_cfg(fast("ppo", "cartpole"))
+    model = build_model(cfg, make_env(cfg.env, seed=0))
+    pruner = _EveryOtherNeuron(cfg.pruning)
+    model.learn(256, callback=PruningCallback(pruner))
+    assert pruner.n_events > 0
+    _dead_groups_are_zero(model, pruner.masks())
 
 
 def test_sde_sac_is_refused() -> None:
@@ -179,38 +265,39 @@ def test_ppo_without_shared_features_extractor_is_pruned(tmp_path) -> None:
 def test_second_learn_with_the_same_callback_keeps_masks() -> None:
     cfg = train_cfg([*fast("ppo", "cartpole"), "pruning.sparsity=0.5"])
     model = build_model(cfg, make_env(cfg.env, seed=0))
-    callback = DynamicPruningCallback(cfg.pruning)
+    callback = _callback(cfg)
     model.learn(256, callback=callback)
-    first = callback.mask_state()
+    first = callback.pruner.masks()
     model.learn(256, callback=callback, reset_num_timesteps=False)
-    second = callback.mask_state()
+    second = callback.pruner.masks()
     assert sum(int(a.sum()) for a in first.values()) == sum(int(a.sum()) for a in second.values())
     assert all(torch.equal(first[k], second[k]) for k in first)
-    assert callback.stats()["pi"]["neuron_sparsity"] == pytest.approx(0.5)
+    assert callback.pruner.stats()["pi"]["neuron_sparsity"] == pytest.approx(0.5)
 
 
 def test_pruning_happens_after_training_not_between_rollout_and_update() -> None:
     """PPO trains on the rollout collected by the same policy: no mask change in between."""
     cfg = train_cfg([*fast("ppo", "cartpole"), "pruning.sparsity=0.5"])
     model = build_model(cfg, make_env(cfg.env, seed=0))
-    callback = DynamicPruningCallback(cfg.pruning)
+    callback = _callback(cfg)
+    pruner = callback.pruner
     changes: list[str] = []
     original_train = model.train
 
     def train() -> None:
-        before = callback.mask_state()
+        before = pruner.masks() if pruner.nets else {}
         original_train()
         changes.append("train")
-        assert all(torch.equal(before[k], v) for k, v in callback.mask_state().items() if k in before)
+        assert all(torch.equal(before[k], v) for k, v in pruner.masks().items() if k in before)
 
     model.train = train  # type: ignore[method-assign]
-    original_prune = callback.prune_step
+    original_step = pruner.step
 
-    def prune_step(progress: float) -> None:
+    def step(progress: float, probe) -> None:
         changes.append("prune")
-        original_prune(progress)
+        original_step(progress, probe)
 
-    callback.prune_step = prune_step  # type: ignore[method-assign]
+    pruner.step = step  # type: ignore[method-assign]
     model.learn(256, callback=callback)
     assert "prune" in changes
     # each pruning event directly follows a gradient phase (or ends training)
@@ -219,25 +306,30 @@ def test_pruning_happens_after_training_not_between_rollout_and_update() -> None
 
 @pytest.mark.parametrize(("algo", "env"), [("ppo", "cartpole"), ("sac", "hopper")])
 def test_fan_in_lr_scales_layers_fed_by_pruned_layers(algo: str, env: str) -> None:
-    cfg = train_cfg([*fast(algo, env), "pruning.sparsity=0.5", "pruning.value_sparsity=0.75", "pruning.fan_in_lr=1.0"])
+    overrides = ["pruning.sparsity=0.5", "pruning.value_sparsity=0.75", "pruning.repair.fan_in_lr=1.0"]
+    cfg = train_cfg([*fast(algo, env), *overrides])
     model = build_model(cfg, make_env(cfg.env, seed=0))
-    callback = DynamicPruningCallback(cfg.pruning)
+    callback = _callback(cfg)
+    pruner = callback.pruner
+    assert isinstance(pruner, DynamicStructuredPruner)
     seen: list[dict[int, float]] = []
+    installed = []
     original_train = model.train
 
     def train(*args, **kwargs) -> None:
-        seen.append({id(p): s for hooks in callback.fan_in_lrs for p, s in hooks.scales})
+        installed.extend(hooks for hooks in pruner.fan_in if hooks not in installed)
+        seen.append({id(p): s for hooks in pruner.fan_in for p, s in hooks.scales})
         original_train(*args, **kwargs)
 
     model.train = train  # type: ignore[method-assign]
     model.learn(256, callback=callback)
-    assert len(callback.fan_in_lrs) == len(callback.optimizers)
-    readers = {id(c.weight): net.role for net in callback.nets for layer in net.layers for c in layer.consumers}
+    assert len(installed) == len(pruner.optimizers)
+    readers = {id(c.weight): net.role for net in pruner.nets for layer in net.layers for c in layer.consumers}
     # [8, 8] layers: half of the policy's neurons left (scale 2), a quarter of the critics' (scale 4)
     assert {readers[k]: s for k, s in seen[-1].items()} == {"policy": 2.0, "value": 4.0}
     assert set(seen[-1]) == set(readers)
-    assert all(not hooks._handles for hooks in callback.fan_in_lrs)  # removed when learn() ends
-    _dead_groups_are_zero(model, callback.mask_state())
+    assert all(not hooks._handles for hooks in installed)  # removed when learn() ends
+    _dead_groups_are_zero(model, pruner.masks())
 
 
 def _marked_rollouts(model: PPO, probe: Probe, marks: range) -> None:
@@ -320,11 +412,11 @@ def test_pooled_probe_window_in_training_prunes_and_empties_its_pool_at_each_eve
     # 16 rollouts of 64 steps; events at progress 0.125, 0.375, 0.625 and 0.75 (every 0.25 from 0.1 to 0.75)
     overrides = [*fast("ppo", "cartpole"), "n_timesteps=1024", "pruning.interval=0.25", "pruning.sparsity=0.5"]
     overrides += ["pruning.value_sparsity=0.5", f"pruning.probe_window={window}", "pruning.probe_size=1000"]
-    cfg = train_cfg([*overrides, "pruning.distill_steps=3"])
+    cfg = train_cfg([*overrides, "pruning.repair.distill_steps=3"])
     env = make_env(cfg.env, seed=0)
     model = build_model(cfg, env)
     model.set_logger(configure(None, []))
-    callback = DynamicPruningCallback(cfg.pruning)
+    callback = _callback(cfg)
     sizes: list[int] = []
     capture = Probe.capture
 
@@ -338,7 +430,7 @@ def test_pooled_probe_window_in_training_prunes_and_empties_its_pool_at_each_eve
         model.learn(cfg.n_timesteps, callback=callback)
     finally:
         Probe.capture = capture  # type: ignore[method-assign]
-    assert callback.n_events > 0 and sizes
+    assert callback.pruner.n_events > 0 and sizes
     assert sizes == [2 * 64, 4 * 64, 4 * 64, 2 * 64]  # every rollout since the previous event, none before it
-    for stats in callback.stats().values():
+    for stats in callback.pruner.stats().values():
         assert set(stats["alive_per_layer"].values()) == {4}

@@ -1,7 +1,7 @@
 """Importance-weighted group lasso on hidden neurons, applied as proximal steps.
 
 For hidden layers ``l`` with neurons ``j`` and groups ``theta_{l,j}`` (incoming weights, bias, outgoing
-weights; see :mod:`prune_rl.pruning.groups`)::
+weights; see :mod:`prune_rl.core.groups`)::
 
     R(theta) = lambda * sum_l sum_j  w_{l,j} * ||theta_{l,j}||_2
 
@@ -35,7 +35,7 @@ from collections.abc import Sequence
 
 import torch
 
-from prune_rl.pruning.groups import HiddenLayer
+from prune_rl.core.groups import HiddenLayer
 
 ANCHORS = ("mean", "keep")  # the reference score of the importance weights (see GroupLasso.set_importance)
 

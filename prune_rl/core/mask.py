@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from prune_rl.pruning.groups import HiddenLayer
+from prune_rl.core.groups import HiddenLayer
 
 
 class NeuronMask:

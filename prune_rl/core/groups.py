@@ -98,12 +98,14 @@ class PrunableNet:
     :param layers: Hidden layers, input side first.
     :param linears: Every Linear layer of the network, hidden and output, input side first.
         Used to count the weights that a compact network would keep.
+    :param targets: Target copies of the network (same shape), which carry its masks.
     """
 
     name: str
     role: str
     layers: list[HiddenLayer]
     linears: list[nn.Linear]
+    targets: list[PrunableNet] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.role not in ("policy", "value"):
@@ -160,6 +162,7 @@ def link_mirrors(online: PrunableNet, target: PrunableNet) -> None:
         raise ValueError(f"{target.name} does not have the shape of {online.name}")
     for layer, mirror in zip(online.layers, target.layers, strict=True):
         layer.mirrors.append(mirror)
+    online.targets.append(target)
 
 
 def compact_weight_count(net: PrunableNet, alive: Sequence[torch.Tensor] | None = None) -> int:

@@ -1,14 +1,14 @@
-"""Pure-PyTorch structured pruning core: neuron groups, importance, regularizer, schedule, masks.
+"""Pure-PyTorch pruning core: neuron groups, importance, regularizer, schedule, masks, repair steps.
 
 Nothing in this package imports Stable-Baselines3, Hydra or gymnasium.
 Conventions: "sparsity" is always the fraction *removed* (0 = dense, 1 = empty).
 """
 
-from prune_rl.pruning.compensation import COMPENSATIONS, fold_, fold_linear_, fold_mean_, mean_activations
-from prune_rl.pruning.distill import distill_, output_loss
-from prune_rl.pruning.fan_in import FanInLR, fan_in_scales
-from prune_rl.pruning.groups import HiddenLayer, PrunableNet, compact_weight_count, link_mirrors, mlp_layers
-from prune_rl.pruning.importance import (
+from prune_rl.core.compensation import COMPENSATIONS, fold_, fold_linear_, fold_mean_, mean_activations
+from prune_rl.core.distill import distill_, output_loss
+from prune_rl.core.fan_in import FanInLR, fan_in_scales
+from prune_rl.core.groups import HiddenLayer, PrunableNet, compact_weight_count, link_mirrors, mlp_layers
+from prune_rl.core.importance import (
     IMPORTANCES,
     activation_importance,
     deviation_importance,
@@ -16,9 +16,10 @@ from prune_rl.pruning.importance import (
     reconstruction_importance,
     taylor_importance,
 )
-from prune_rl.pruning.mask import ALLOCATIONS, NeuronMask, cut_share, layer_quota, n_kept, select_alive
-from prune_rl.pruning.regularizer import ANCHORS, GroupLasso
-from prune_rl.pruning.schedule import SCHEDULES, CubicSparsity, GeometricSparsity, Sparsity
+from prune_rl.core.mask import ALLOCATIONS, NeuronMask, cut_share, layer_quota, n_kept, select_alive
+from prune_rl.core.regularizer import ANCHORS, GroupLasso
+from prune_rl.core.schedule import SCHEDULES, CubicSparsity, GeometricSparsity, Sparsity
+from prune_rl.core.weight_mask import WeightMask, global_magnitude_keep, magnitude_keep, weight_quota
 
 __all__ = [
     "ALLOCATIONS",
@@ -34,6 +35,7 @@ __all__ = [
     "NeuronMask",
     "PrunableNet",
     "Sparsity",
+    "WeightMask",
     "activation_importance",
     "compact_weight_count",
     "cut_share",
@@ -43,9 +45,11 @@ __all__ = [
     "fold_",
     "fold_linear_",
     "fold_mean_",
+    "global_magnitude_keep",
     "layer_quota",
     "link_mirrors",
     "magnitude_importance",
+    "magnitude_keep",
     "mean_activations",
     "mlp_layers",
     "n_kept",
@@ -53,4 +57,5 @@ __all__ = [
     "reconstruction_importance",
     "select_alive",
     "taylor_importance",
+    "weight_quota",
 ]

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 import torch
 
-from prune_rl.pruning.groups import HiddenLayer
-from prune_rl.pruning.importance import ProbeFn, probe_activations
+from prune_rl.core.groups import HiddenLayer
+from prune_rl.core.importance import ProbeFn, probe_activations
 
 COMPENSATIONS = ("none", "mean", "linear")  # pruning.compensate: nothing, fold_mean_, fold_linear_
 

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch.utils.hooks import RemovableHandle
 
-from prune_rl.pruning.groups import HiddenLayer
+from prune_rl.core.groups import HiddenLayer
 
 
 def fan_in_scales(layers: Sequence[HiddenLayer], alive: Sequence[torch.Tensor], exponent: float) -> dict[torch.Tensor, float]:

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from prune_rl.pruning.groups import HiddenLayer
+from prune_rl.core.groups import HiddenLayer
 
 ProbeFn = Callable[[], Any]  # runs the networks on a batch of states; may return their outputs
 
@@ -161,7 +161,7 @@ def reconstruction_importance(layers: Sequence[HiddenLayer], probe: ProbeFn | No
     """
     Rank neurons by greedy least-squares selection of the next layer's input.
 
-    With the least-squares fold (``pruning.compensate=linear``, :func:`prune_rl.pruning.fold_linear_`) a cut
+    With the least-squares fold (``pruning.compensate=linear``, :func:`prune_rl.core.fold_linear_`) a cut
     loses only what the kept neurons cannot express linearly, so the neurons worth keeping are a set that spans
     the layer's contribution ``y(x) = W_out a(x)``, not the neurons that are large one by one: of two identical
     neurons one is worth nothing once the other is kept. Forward selection picks, one at a time, the neuron that

@@ -1,0 +1,266 @@
+"""The interface every pruning method implements, and the keys every method shares.
+
+A :class:`Pruner` is pure PyTorch: it is set up on the prunable networks' neuron groups
+(:class:`prune_rl.core.PrunableNet`), is told the training progress, may regularize between gradient phases,
+cuts at its events using a probe of recent states, and keeps everything it needs to continue in
+``state_dict()``. An SB3 callback (:class:`prune_rl.sb3.PruningCallback`) drives any pruner; nothing in it is
+method-specific.
+
+Conventions: ``progress`` is the fraction of the run's training budget done, in ``[0, 1]``; sparsity is the
+fraction removed (0 = dense). Events happen every ``interval`` of training from ``begin`` until ``end``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from prune_rl.core import SCHEDULES, PrunableNet, Sparsity
+
+ProbeFn = Callable[[], list[torch.Tensor]]
+"""Runs every prunable network on a batch of recent states and returns their outputs (deployed network first)."""
+
+PROBE_WINDOWS = ("rollout", "interval", "recent")
+
+
+@dataclass
+class PrunerConfig:
+    """
+    Keys every pruning method shares (``conf/pruning/*.yaml``).
+
+    :param name: The option's name, used in run names (``dsp``, ``magnitude``, or a recipe's own name).
+    :param method: Key of :data:`prune_rl.methods.PRUNERS` that implements it (default: ``name``).
+    :param sparsity: Final sparsity of the deployed network (policy, Q-network, actor).
+    :param value_sparsity: Final sparsity of value and critic networks.
+    :param begin: Fraction of training where pruning starts.
+    :param end: Fraction of training where the final sparsity is reached (fine-tuning after it).
+    :param interval: Fraction of training between pruning events.
+    :param schedule: Shape of the sparsity schedule between ``begin`` and ``end``: ``cubic`` (Zhu & Gupta 2017) or
+        ``geometric`` (every event removes the same share of what is left).
+    :param min_neurons: Neurons a hidden layer always keeps.
+    :param probe_size: Recent states a pruning event may score (and repair) its cut on.
+    :param probe_window: Where an on-policy algorithm's probe states come from: ``rollout`` (the last rollout
+        before the event), ``interval`` (a uniform sample of every rollout since the previous event) or ``recent``
+        (the last ``probe_size`` states). Off-policy algorithms sample their replay buffer either way.
+    """
+
+    name: str = "none"
+    method: str = ""
+    sparsity: float = 0.95
+    value_sparsity: float = 0.5
+    begin: float = 0.1
+    end: float = 0.75
+    interval: float = 0.02
+    schedule: str = "cubic"
+    min_neurons: int = 2
+    probe_size: int = 2048
+    probe_window: str = "rollout"
+
+    def __post_init__(self) -> None:
+        self.method = self.method or self.name
+        if self.method == "none":
+            return
+        for key in ("begin", "end", "interval"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ValueError(f"pruning.{key} must be a fraction of training in [0, 1], got {getattr(self, key)}")
+        if self.begin >= self.end:
+            raise ValueError(f"pruning.begin ({self.begin}) must be before pruning.end ({self.end})")
+        for key in ("sparsity", "value_sparsity"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ValueError(f"pruning.{key} must be in [0, 1), got {getattr(self, key)}")
+        if self.min_neurons < 1:
+            raise ValueError(f"pruning.min_neurons must be >= 1, got {self.min_neurons}")
+        if self.probe_size < 1:
+            raise ValueError(f"pruning.probe_size must be >= 1, got {self.probe_size}")
+        _choice("schedule", self.schedule, SCHEDULES)
+        _choice("probe_window", self.probe_window, PROBE_WINDOWS)
+
+
+def _choice(key: str, value: str, known: Sequence[str] | dict[str, Any]) -> None:
+    if value not in known:
+        raise ValueError(f"unknown pruning.{key} {value!r} (known: {', '.join(known)})")
+
+
+class Pruner(ABC):
+    """
+    A pruning method: set up on a model's prunable networks, it cuts them at its events during training.
+
+    The driver calls, in this order: :meth:`setup` once, :meth:`start` at the start of every ``learn()`` call,
+    then between gradient phases :meth:`regularize` and, when :meth:`due`, :meth:`step` with a probe of recent
+    states, and :meth:`close` at the end of every ``learn()`` call. :meth:`listening` says when an on-policy
+    driver should pool states for the next event. Subclasses implement :meth:`prune` (the cut), :meth:`masks`
+    and :meth:`stats`, and may override the rest.
+
+    :param cfg: The method's configuration.
+    :param seed: Seed of the pruner's own random generator (the training's random streams are not touched).
+    """
+
+    config_class: ClassVar[type[PrunerConfig]] = PrunerConfig
+    structured: ClassVar[bool] = True
+    """Whether the method removes whole neurons (its result is a narrower network)."""
+
+    def __init__(self, cfg: PrunerConfig, seed: int = 0) -> None:
+        self.cfg = cfg
+        self.seed = seed
+        self.generator = torch.Generator().manual_seed(seed)
+        self.nets: list[PrunableNet] = []
+        self.optimizers: list[torch.optim.Optimizer] = []
+        self.schedules: dict[str, Sparsity] = {}
+        self.last_event = -1.0  # progress of the last event (-1: none yet)
+        self.n_events = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def architecture(self, dense: Sequence[PrunableNet]) -> dict[str, list[int]] | None:
+        """
+        Hidden widths to build the networks with instead of the configured ones (``scratch``), or ``None``.
+
+        :param dense: The networks as configured.
+        :return: ``{net name: [width per hidden layer]}``, or ``None`` to keep them.
+        """
+        return None
+
+    def setup(
+        self,
+        nets: Sequence[PrunableNet],
+        optimizers: Sequence[torch.optim.Optimizer] = (),
+        masks: dict[str, torch.Tensor] | None = None,
+    ) -> None:
+        """
+        Attach to the networks to prune.
+
+        :param nets: The prunable networks, deployed network first.
+        :param optimizers: The optimizers training them (their state is masked with the weights).
+        :param masks: Masks to start from, as returned by :meth:`masks` (e.g. to continue a pruned run).
+        """
+        self.nets = list(nets)
+        self.optimizers = list(optimizers)
+        for net in self.nets:
+            self.schedules[net.name] = SCHEDULES[self.cfg.schedule](self.final_sparsity(net), self.cfg.begin, self.cfg.end)
+        self._setup(masks or {})
+
+    def _setup(self, masks: dict[str, torch.Tensor]) -> None:  # noqa: B027 (an optional hook)
+        """Build the method's masks and state once :attr:`nets` are known."""
+
+    def start(self) -> None:  # noqa: B027 (an optional hook)
+        """Install what acts during training (optimizer or gradient hooks), at the start of a ``learn()`` call."""
+
+    def close(self) -> None:  # noqa: B027 (an optional hook)
+        """Remove what :meth:`start` installed, at the end of a ``learn()`` call."""
+
+    # -- the training loop -------------------------------------------------------------------------
+
+    def final_sparsity(self, net: PrunableNet) -> float:
+        """:return: The sparsity ``net`` reaches at ``end``."""
+        return self.cfg.sparsity if net.role == "policy" else self.cfg.value_sparsity
+
+    def listening(self, progress: float) -> bool:
+        """:return: Whether the states seen now may feed the next event (pooled probe windows)."""
+        return self.cfg.begin - self.cfg.interval <= progress and self.last_event < self.cfg.end
+
+    def due(self, progress: float) -> bool:
+        """:return: Whether a pruning event is due at ``progress``."""
+        cfg = self.cfg
+        if progress < cfg.begin or self.last_event >= cfg.end:
+            return False
+        return progress - self.last_event >= cfg.interval or progress >= cfg.end
+
+    def regularize(self, progress: float) -> None:  # noqa: B027 (an optional hook)
+        """
+        Act on the weights between gradient phases (a no-op unless the method regularizes).
+
+        :param progress: Fraction of training done.
+        """
+
+    def step(self, progress: float, probe: ProbeFn) -> None:
+        """
+        One pruning event.
+
+        :param progress: Fraction of training done (selects the scheduled sparsity).
+        :param probe: Runs the networks on recent states.
+        """
+        self.prune(progress, probe)
+        self.last_event = progress
+        self.n_events += 1
+
+    @abstractmethod
+    def prune(self, progress: float, probe: ProbeFn) -> None:
+        """
+        Cut the networks to their scheduled sparsity at ``progress``; pruned weights stay pruned.
+
+        :param progress: Fraction of training done.
+        :param probe: Runs the networks on recent states.
+        """
+
+    # -- results -----------------------------------------------------------------------------------
+
+    @abstractmethod
+    def masks(self) -> dict[str, torch.Tensor]:
+        """:return: ``{name: alive}`` boolean CPU tensors (per neuron for structured methods, per weight otherwise)."""
+
+    @abstractmethod
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """
+        :return: Per network: ``role, neurons, alive_neurons, neuron_sparsity, weights, compact_weights,
+            weight_sparsity, alive_per_layer``, and any method-specific values. ``compact_weights`` are the
+            weights a compact copy keeps (alive inputs x alive outputs of every Linear layer for structured
+            methods; the unpruned entries for unstructured ones).
+        """
+
+    def scalars(self) -> dict[str, float]:
+        """:return: Method-specific TensorBoard scalars (``prune/...`` tags), logged with the stats."""
+        return {}
+
+    def summary(self) -> dict[str, Any]:
+        """:return: Method-specific figures for ``results.json`` (e.g. the time spent distilling)."""
+        return {}
+
+    # -- persistence -------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """:return: Everything needed to continue: masks, schedule position, random state and the method's own."""
+        return {
+            "masks": self.masks(),
+            "last_event": self.last_event,
+            "n_events": self.n_events,
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """
+        Continue from :meth:`state_dict` (after :meth:`setup` on networks of the same shape).
+
+        :param state: The saved state.
+        """
+        self._setup(state["masks"])
+        self.last_event = float(state["last_event"])
+        self.n_events = int(state["n_events"])
+        self.generator.set_state(state["generator"])
+
+
+def net_stats(net: PrunableNet, alive_neurons: Sequence[int], compact_weights: int, weights: int) -> dict[str, Any]:
+    """
+    The stats fields every method reports for one network.
+
+    :param net: The network.
+    :param alive_neurons: Alive neurons per hidden layer.
+    :param compact_weights: Weights kept.
+    :param weights: Weights of the dense network.
+    :return: ``role, neurons, alive_neurons, neuron_sparsity, weights, compact_weights, weight_sparsity,
+        alive_per_layer``.
+    """
+    n_alive = sum(alive_neurons)
+    return {
+        "role": net.role,
+        "neurons": net.n_neurons,
+        "alive_neurons": n_alive,
+        "neuron_sparsity": 1.0 - n_alive / max(net.n_neurons, 1),
+        "weights": weights,
+        "compact_weights": compact_weights,
+        "weight_sparsity": 1.0 - compact_weights / max(weights, 1),
+        "alive_per_layer": {la.name: int(n) for la, n in zip(net.layers, alive_neurons, strict=True)},
+    }

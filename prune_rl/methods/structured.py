@@ -1,0 +1,131 @@
+"""Structured pruning on a schedule: whole neurons removed by a score, and the two structured baselines.
+
+:class:`StructuredPruner` holds one :class:`prune_rl.core.NeuronMask` per hidden layer. At every event it scores
+the alive neurons and keeps each layer's best ``1 - s(t)`` share (at least ``min_neurons``), where ``s(t)`` is the
+network's scheduled sparsity; removal is permanent. Subclasses say how neurons are scored:
+
+- ``l1_structured``: the L2 norm of the neuron's group (incoming weights, bias, outgoing weights), with no
+  regularizer: structured magnitude pruning (Li et al. 2017, "Pruning Filters for Efficient ConvNets",
+  arXiv 1608.08710, on neurons instead of filters, on the gradual schedule).
+- ``random_structured``: uniformly random neurons, from the pruner's own seeded generator: the floor every
+  method must beat.
+- ``dsp`` (:mod:`prune_rl.methods.dsp`) adds its regularizer, data-driven importance and repair steps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from prune_rl.core import HiddenLayer, NeuronMask, PrunableNet, compact_weight_count, magnitude_importance, select_alive
+from prune_rl.methods.base import ProbeFn, Pruner, net_stats
+
+
+class StructuredPruner(Pruner):
+    """
+    Neuron masks that follow the sparsity schedule, chosen by :meth:`score`.
+
+    :param cfg: The method's configuration.
+    :param seed: Seed of the pruner's generator.
+    """
+
+    def __init__(self, cfg: Any, seed: int = 0) -> None:
+        super().__init__(cfg, seed)
+        self.neuron_masks: dict[str, NeuronMask] = {}
+        self.thresholds: dict[str, float] = {}  # per network, the lowest normalised score kept at the last cut
+
+    @property
+    def layers(self) -> list[HiddenLayer]:
+        """:return: Every hidden layer of every network, in order."""
+        return [layer for net in self.nets for layer in net.layers]
+
+    def _setup(self, masks: dict[str, torch.Tensor]) -> None:
+        for layer in self.layers:
+            self.neuron_masks[layer.name] = NeuronMask(layer, masks.get(layer.name))
+            self.neuron_masks[layer.name].apply_(self.optimizers)
+        for net in self.nets:
+            self.thresholds.setdefault(net.name, 0.0)
+
+    def alive(self, net: PrunableNet) -> list[torch.Tensor]:
+        """:return: The boolean masks of ``net``'s hidden layers."""
+        return [self.neuron_masks[layer.name].alive for layer in net.layers]
+
+    def score(self, layers: list[HiddenLayer], probe: ProbeFn) -> list[torch.Tensor]:
+        """
+        Importance of every neuron; the highest are kept.
+
+        :param layers: Hidden layers to score.
+        :param probe: Runs the networks on recent states.
+        :return: One ``(n_neurons,)`` tensor per layer.
+        """
+        raise NotImplementedError
+
+    def prune(self, progress: float, probe: ProbeFn) -> None:
+        """Keep each layer's best-scored neurons so that every network reaches its scheduled sparsity."""
+        layers = self.layers
+        if not layers:
+            return
+        scores = dict(zip([la.name for la in layers], self.score(layers, probe), strict=True))
+        for net in self.nets:
+            net_scores = [scores[la.name] for la in net.layers]
+            target = self.schedules[net.name](progress)
+            new_alive, tau = select_alive(net_scores, self.alive(net), target, self.cfg.min_neurons)
+            self.cut_(net, new_alive, net_scores)
+            if tau is not None:
+                self.thresholds[net.name] = tau
+
+    def cut_(self, net: PrunableNet, new_alive: list[torch.Tensor], scores: list[torch.Tensor]) -> None:
+        """
+        Apply one network's new masks (a subclass may repair the cut first).
+
+        :param net: The network.
+        :param new_alive: Its new masks, one per hidden layer.
+        :param scores: The scores they were chosen by.
+        """
+        for layer, keep in zip(net.layers, new_alive, strict=True):
+            mask = self.neuron_masks[layer.name]
+            if not torch.equal(keep, mask.alive):
+                mask.alive = keep
+                mask.apply_(self.optimizers)
+
+    def masks(self) -> dict[str, torch.Tensor]:
+        """:return: ``{layer name: alive neurons}``."""
+        return {name: mask.alive.cpu().clone() for name, mask in self.neuron_masks.items()}
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """:return: The common fields per network, and ``threshold`` (the last cut's, on normalised scores)."""
+        out = {}
+        for net in self.nets:
+            alive = self.alive(net)
+            widths = [int(a.sum()) for a in alive]
+            out[net.name] = {
+                **net_stats(net, widths, compact_weight_count(net, alive), compact_weight_count(net)),
+                "threshold": self.thresholds.get(net.name, 0.0),
+            }
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        """:return: The base state and the thresholds."""
+        return {**super().state_dict(), "thresholds": dict(self.thresholds)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """:param state: As from :meth:`state_dict`."""
+        super().load_state_dict(state)
+        self.thresholds = dict(state.get("thresholds", {}))
+
+
+class L1StructuredPruner(StructuredPruner):
+    """Whole neurons by the L2 norm of their weight group, on the gradual schedule, with no regularizer."""
+
+    def score(self, layers: list[HiddenLayer], probe: ProbeFn) -> list[torch.Tensor]:
+        """:return: ``||theta_j||_2`` of every neuron's group."""
+        return magnitude_importance(layers)
+
+
+class RandomStructuredPruner(StructuredPruner):
+    """Uniformly random neurons on the gradual schedule, reproducible with the run's seed."""
+
+    def score(self, layers: list[HiddenLayer], probe: ProbeFn) -> list[torch.Tensor]:
+        """:return: Independent uniform scores from the pruner's generator."""
+        return [torch.rand(layer.n_neurons, generator=self.generator) for layer in layers]

@@ -1,0 +1,134 @@
+"""One SB3 callback that drives any :class:`prune_rl.methods.Pruner` while an agent trains."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+
+from prune_rl.methods import Pruner
+from prune_rl.sb3.networks import optimizers, prunable_nets
+from prune_rl.sb3.probe import Probe
+
+COMMON_STATS = ("role", "neurons", "alive_neurons", "weights", "compact_weights", "alive_per_layer")  # not logged per event
+
+
+class PruningCallback(BaseCallback):
+    """
+    Drives a pruner from SB3's hooks: the probe of recent states, training progress, timing, TensorBoard.
+
+    The pruner acts at the start of a rollout, after the previous gradient phase: changing the policy between
+    collecting a rollout and training on it would make PPO's stored log-probabilities stale. The states an event
+    scores are captured at the end of the rollout before it. Progress is ``num_timesteps / total_timesteps``, the
+    run's whole budget, so a run continued with ``learn(..., reset_num_timesteps=False)`` carries on its
+    schedule; without a budget, the current ``learn()`` call's total is used.
+
+    TensorBoard (``prune/`` tags): per network ``neuron_sparsity``, ``weight_sparsity`` and the method's own
+    numbers (``threshold``, ``penalty``, ...), per hidden layer ``alive/<layer>``, the method's scalars, ``events``.
+
+    :param pruner: The pruning method.
+    :param total_timesteps: The run's training budget (``n_timesteps``).
+    :param masks: Masks to start from (as in ``masks.pt``), e.g. to continue training a pruned model.
+    :param verbose: Verbosity level.
+    """
+
+    def __init__(
+        self,
+        pruner: Pruner,
+        total_timesteps: int | None = None,
+        masks: dict[str, torch.Tensor] | None = None,
+        verbose: int = 0,
+    ) -> None:
+        super().__init__(verbose)
+        self.pruner = pruner
+        self.total_timesteps = total_timesteps
+        self.initial_masks = masks
+        self.prune_seconds = 0.0  # wall time of pruning events and regularizer steps
+        self._pending: float | None = None  # progress of an event due at the next rollout start
+
+    def _init_callback(self) -> None:
+        if not self.pruner.nets:  # the first learn() call
+            self.pruner.setup(prunable_nets(self.model), optimizers(self.model), self.initial_masks)
+        cfg = self.pruner.cfg
+        self.probe = Probe(self.model, cfg.probe_size, cfg.probe_window, seed=self.model.seed or 0)
+        self._pending = None
+        self.pruner.start()
+
+    @property
+    def progress(self) -> float:
+        """:return: Fraction of the training budget done, in ``[0, 1]``."""
+        total = self.total_timesteps or self.model._total_timesteps
+        return min(self.model.num_timesteps / max(total, 1), 1.0)
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        progress = self.progress
+        if self.pruner.listening(progress):
+            self.probe.collect()  # the pooled windows' states (a no-op for the rollout window)
+        if self.pruner.due(progress):
+            self.probe.capture()  # the rollout buffer is full now (on-policy); it is reset before the next rollout
+            self._pending = progress
+
+    def _on_rollout_start(self) -> None:
+        # After the previous gradient phase, before the next rollout: the policy that collects is the one trained.
+        self._catch_up()
+
+    def _on_training_end(self) -> None:
+        self._catch_up()
+        self.pruner.close()
+        self._record()
+        self.logger.dump(self.num_timesteps)
+
+    def _catch_up(self) -> None:
+        """Regularize up to now and run the event captured at the last rollout end, if any."""
+        start = time.perf_counter()
+        self.pruner.regularize(self.progress)
+        if self._pending is not None:
+            self.pruner.step(self._pending, self.probe)
+            self.probe.reset()
+            self._pending = None
+            self._record()
+        self.prune_seconds += time.perf_counter() - start
+
+    def _record(self) -> None:
+        for name, stats in self.pruner.stats().items():
+            for key, value in stats.items():
+                if key not in COMMON_STATS and isinstance(value, int | float):
+                    self.logger.record(f"prune/{key}/{name}", value)
+            for layer, n in stats["alive_per_layer"].items():
+                self.logger.record(f"prune/alive/{layer}", n)
+        for tag, value in self.pruner.scalars().items():
+            self.logger.record(tag, value)
+        self.logger.record("prune/events", self.pruner.n_events)
+
+    def save_masks(self, path: str | Path) -> None:
+        """
+        Write the pruner's masks with ``torch.save``.
+
+        :param path: File to write (``masks.pt`` in a run directory).
+        """
+        torch.save(self.pruner.masks(), path)
+
+    def results(self) -> dict[str, Any]:
+        """:return: The pruning fields of ``results.json``: method, events, seconds and sparsity per network."""
+        return {
+            "prune_seconds": self.prune_seconds,
+            "pruning_events": self.pruner.n_events,
+            "pruning_summary": self.pruner.summary(),
+            "sparsity": self.pruner.stats(),
+        }
+
+
+def load_masks(path: str | Path) -> dict[str, torch.Tensor]:
+    """
+    Read masks written by :meth:`PruningCallback.save_masks`.
+
+    :param path: The file.
+    :return: ``{name: alive}``.
+    """
+    return torch.load(path, map_location="cpu", weights_only=True)
