@@ -7,8 +7,8 @@ in fresh processes, interleaving the variants over repetitions so that machine n
 - ``sb3_1thread``: the same with ``torch.set_num_threads(1)`` (prune-rl's default ``torch_threads``);
 - ``dense``: ``prune-rl train pruning=none eval.freq=0`` (no periodic evaluation, like the SB3 script);
 - ``dsp``: ``prune-rl train pruning=dsp eval.freq=0``;
-- ``dsp_fan_in``: the same with ``pruning.fan_in_lr=1.0`` (optimizer step hooks: the one per-step cost);
-- ``dsp_linear``: ``dsp`` with the least-squares fold and the selection made for it (``pruning.compensate=linear
+- ``dsp_fan_in``: the same with ``pruning.repair.fan_in_lr=1.0`` (optimizer step hooks: the one per-step cost);
+- ``dsp_linear``: ``dsp`` with the least-squares fold and the selection made for it (``pruning.repair.fold=linear
   pruning.importance=reconstruction``), the costliest pruning events;
 - ``dense_eval`` / ``dsp_eval``: the same with the default periodic evaluation (10 evaluations of 10 episodes).
 
@@ -43,8 +43,8 @@ VARIANTS: dict[str, list[str] | None] = {
     "sb3_1thread": None,
     "dense": ["pruning=none", "eval.freq=0"],
     "dsp": ["pruning=dsp", "eval.freq=0"],
-    "dsp_fan_in": ["pruning=dsp", "pruning.fan_in_lr=1.0", "eval.freq=0"],
-    "dsp_linear": ["pruning=dsp", "pruning.compensate=linear", "pruning.importance=reconstruction", "eval.freq=0"],
+    "dsp_fan_in": ["pruning=dsp", "pruning.repair.fan_in_lr=1.0", "eval.freq=0"],
+    "dsp_linear": ["pruning=dsp", "pruning.repair.fold=linear", "pruning.importance=reconstruction", "eval.freq=0"],
     "dense_eval": ["pruning=none"],
     "dsp_eval": ["pruning=dsp"],
 }

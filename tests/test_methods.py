@@ -82,13 +82,19 @@ def _train_through(pruner: Pruner, setup: Setup, events: list[float] = EVENTS) -
             pruner.step(progress, setup.probe)
 
 
-@pytest.mark.parametrize("method", STRUCTURED)
-def test_structured_methods_reach_the_schedule_and_masked_groups_stay_zero(method: str) -> None:
+def _pruned_then_trained(method: str) -> tuple[Setup, Pruner]:
+    """Prune through the whole schedule, then train and update the target a while longer."""
     setup = Setup()
     pruner = _pruner(method, setup)
     _train_through(pruner, setup)
     setup.train_steps(10)
     setup.polyak()
+    return setup, pruner
+
+
+@pytest.mark.parametrize("method", STRUCTURED)
+def test_structured_methods_reach_the_schedule_and_masked_groups_stay_zero(method: str) -> None:
+    setup, pruner = _pruned_then_trained(method)
     stats = pruner.stats()
     assert list(stats["pi"]["alive_per_layer"].values()) == [layer_quota(0.75, 8, 2)] * 2 == [2, 2]
     assert list(stats["vf"]["alive_per_layer"].values()) == [4, 4]
@@ -107,11 +113,7 @@ def test_structured_methods_reach_the_schedule_and_masked_groups_stay_zero(metho
 
 @pytest.mark.parametrize("method", UNSTRUCTURED)
 def test_unstructured_masks_are_per_weight_and_stay_zero_with_their_adam_state(method: str) -> None:
-    setup = Setup()
-    pruner = _pruner(method, setup)
-    _train_through(pruner, setup)
-    setup.train_steps(10)
-    setup.polyak()
+    setup, pruner = _pruned_then_trained(method)
     masks = pruner.masks()
     linears = {
         f"{net.name}.linear{i}": (lin, [t.linears[i] for t in net.targets])

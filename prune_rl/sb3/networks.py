@@ -1,4 +1,4 @@
-"""Which Linear layers of which SB3 policy form neuron groups, and how to run them on recent states.
+"""Which Linear layers of which SB3 policy form neuron groups, and the net_arch that rebuilds them at other widths.
 
 Supported MLP policies (SB3 >= 2.0, where ``net_arch`` has no shared layers):
 

@@ -1,0 +1,71 @@
+"""The method comparison script: one row per task and method, with the ratio to dense of the same task."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from conftest import load_script
+
+
+def _record(method: str, seed: int, ret: float, env: str = "CartPole-v1", kept: int | None = 27) -> dict:
+    return {
+        "env": env,
+        "algo": "ppo",
+        "timesteps": 100000,
+        "method": method,
+        "seed": seed,
+        "eval_episodes": 10,
+        "return": ret,
+        "policy_neuron_sparsity": 0.0 if method == "none" else 0.953,
+        "policy_weight_sparsity": 0.0 if method == "none" else 0.994,
+        "policy_kept_weights": None if method == "none" else kept,
+        "value_weight_sparsity": 0.0 if method == "none" else 0.732,
+    }
+
+
+def test_rows_put_every_method_beside_dense_of_its_own_task(tmp_path: Path) -> None:
+    compare = load_script("compare_methods")
+    records = [
+        _record("scratch", 0, 300.0),
+        _record("none", 0, 400.0),
+        _record("none", 1, 600.0),
+        _record("dsp", 0, 450.0),
+        _record("dsp", 1, 550.0),
+        _record("none", 0, 100.0, env="LunarLander-v3"),
+        _record("magnitude", 0, 50.0, env="LunarLander-v3", kept=26),
+    ]
+    rows = compare.rows(records)
+    assert [(r["env"], r["method"]) for r in rows] == [
+        ("CartPole-v1", "none"),
+        ("CartPole-v1", "dsp"),
+        ("CartPole-v1", "scratch"),
+        ("LunarLander-v3", "none"),
+        ("LunarLander-v3", "magnitude"),
+    ]
+    dsp = rows[1]
+    assert (dsp["seeds"], dsp["return"], dsp["ratio"], dsp["policy_kept_weights"]) == ("0,1", "500.0 ± 70.7", "1.000", "27")
+    assert rows[2]["ratio"] == "0.600" and rows[0]["policy_kept_weights"] == "-"
+    assert rows[4]["ratio"] == "0.500"  # against LunarLander's dense, not CartPole's
+    out = tmp_path / "methods.md"
+    compare.write(rows, out, "the command")
+    assert out.read_text().startswith("<!-- written by: the command -->")
+    assert [r["method"] for r in csv.DictReader(open(out.with_suffix(".csv")))] == [r["method"] for r in rows]
+
+
+def test_unstructured_methods_are_trained_at_matched_kept_weights(tmp_path: Path, monkeypatch) -> None:
+    compare = load_script("compare_methods")
+    calls: list[list[str]] = []
+
+    def call(cmd: list[str], **kwargs: object) -> int:
+        calls.append(cmd)
+        return 0
+
+    monkeypatch.setattr(compare.subprocess, "call", call)
+    assert compare.train(tmp_path, "cartpole", "ppo", "magnitude", 1, ["n_timesteps=500"])
+    assert compare.train(tmp_path, "cartpole", "ppo", "dsp", 1, [])
+    assert "pruning.matched=true" in calls[0] and "n_timesteps=500" in calls[0] and "seed=1" in calls[0]
+    assert not any("matched" in arg for arg in calls[1])
+    (compare.run_dir(tmp_path, "cartpole", "ppo", "dsp", 1) / "results.json").write_text("{}")
+    assert compare.train(tmp_path, "cartpole", "ppo", "dsp", 1, [])  # done: skipped
+    assert len(calls) == 2
