@@ -434,3 +434,17 @@ def test_pooled_probe_window_in_training_prunes_and_empties_its_pool_at_each_eve
     assert sizes == [2 * 64, 4 * 64, 4 * 64, 2 * 64]  # every rollout since the previous event, none before it
     for stats in callback.pruner.stats().values():
         assert set(stats["alive_per_layer"].values()) == {4}
+
+
+@pytest.mark.parametrize(("algo", "env"), [("ppo", "cartpole"), ("dqn", "cartpole"), ("sac", "hopper"), ("td3", "hopper")])
+def test_scratch_trains_networks_built_at_the_final_widths(algo: str, env: str, tmp_path) -> None:
+    arch = "{pi:[16,8],vf:[16,8]}" if algo == "ppo" else "[16,8]"
+    overrides = [f"++algo.policy_kwargs.net_arch={arch}", "pruning.sparsity=0.75", "pruning.value_sparsity=0.5"]
+    results = run(train_cfg([*fast(algo, env, "scratch"), *overrides]), tmp_path)
+    model = ALGO_CLASSES[algo].load(tmp_path / "model.zip", device="cpu")
+    for net in prunable_nets(model):
+        expected = [4, 2] if net.role == "policy" else [8, 4]
+        assert [layer.n_neurons for layer in net.layers] == expected, net.name
+    policy = next(s for s in results["sparsity"].values() if s["role"] == "policy")
+    assert (policy["neurons"], policy["alive_neurons"], results["pruning_events"]) == (24, 6, 0)
+    assert policy["neuron_sparsity"] == pytest.approx(0.75) and policy["compact_weights"] < policy["weights"]

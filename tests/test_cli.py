@@ -133,7 +133,7 @@ def test_board_rejects_a_missing_folder(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "does not exist" in result.output
 
 
-PRUNING_OPTIONS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "pruning").glob("*.yaml") if p.stem != "base")
+PRUNING_OPTIONS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "pruning").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("option", PRUNING_OPTIONS)

@@ -15,7 +15,7 @@ CONF = Path(CONFIG_PATH)
 
 
 def _options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml") if (group, p.stem) != ("pruning", "base"))
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
 @pytest.mark.parametrize("group", ["env", "algo", "pruning", "experiment"])
