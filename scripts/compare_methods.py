@@ -6,6 +6,9 @@ to train it again), then writes ``<root>/methods.md`` and ``methods.csv``: per t
 seeds (each run's final evaluation, ``eval.n_episodes`` episodes, or ``--eval-episodes N`` evaluated again from the
 saved model), its ratio to dense, and the deployed network's neuron and weight sparsity and kept weights.
 
+A method may carry overrides of its own, ``METHOD@key=value[,key=value]`` (keys under ``pruning.``), for ablations:
+``dsp@strength=0`` is ``dsp`` without its regularizer, in its own run directories and its own row.
+
 Structured methods prune 95% of the deployed network's neurons (the configs' default); unstructured ones
 (``magnitude``, ``global_magnitude``) run with ``pruning.matched=true``, so they keep as many weights as the
 structured methods do. Recipes (``dsp_masks_early``, ``dsp_masks_distill``) are ordinary ``pruning=`` options.
@@ -14,6 +17,7 @@ Examples::
 
     python scripts/compare_methods.py --envs cartpole --seeds 0 1 2 --jobs 2
     python scripts/compare_methods.py --envs lunarlander --seeds 0 --methods none dsp l1_structured --jobs 2
+    python scripts/compare_methods.py --envs lunarlander --seeds 0 --methods dsp@strength=0 --jobs 2
     python scripts/compare_methods.py --table-only --table results/methods.md
 """
 
@@ -53,10 +57,21 @@ def run_dir(root: Path, env: str, algo: str, method: str, seed: int) -> Path:
     return root / "runs" / f"{env}__{algo}__{method}__seed{seed}"
 
 
+def method_overrides(spec: str) -> list[str]:
+    """
+    :param spec: ``METHOD`` or ``METHOD@key=value[,key=value]``.
+    :return: Its Hydra overrides: the option, ``matched`` kept weights for unstructured methods, its own keys.
+    """
+    method, _, own = spec.partition("@")
+    matched = ["pruning.matched=true"] if method in UNSTRUCTURED else []
+    return [f"pruning={method}", *matched, *(f"pruning.{kv}" for kv in own.split(",") if kv)]
+
+
 def train(root: Path, env: str, algo: str, method: str, seed: int, extra: list[str]) -> bool:
     """
     Train one run unless it is done.
 
+    :param method: ``METHOD`` or ``METHOD@key=value[,key=value]`` (see :func:`method_overrides`).
     :return: Whether the run has its ``results.json`` now.
     """
     out = run_dir(root, env, algo, method, seed)
@@ -64,8 +79,7 @@ def train(root: Path, env: str, algo: str, method: str, seed: int, extra: list[s
         print(f"skip (done): {out.name}", flush=True)
         return True
     out.mkdir(parents=True, exist_ok=True)
-    matched = ["pruning.matched=true"] if method in UNSTRUCTURED else []
-    args = [f"env={env}", f"algo={algo}", f"pruning={method}", f"seed={seed}", "progress_bar=false", *matched, *extra]
+    args = [f"env={env}", f"algo={algo}", *method_overrides(method), f"seed={seed}", "progress_bar=false", *extra]
     cmd = [sys.executable, "-m", "prune_rl.cli", "train", *args, f"hydra.run.dir={out.resolve()}"]
     print("run:", " ".join(args), flush=True)
     with open(out / "stdout.log", "w") as log:
@@ -93,7 +107,7 @@ def record(path: Path, eval_episodes: int | None) -> dict:
         "env": r["env_id"],
         "algo": r["algo"],
         "timesteps": r["n_timesteps"],
-        "method": r["pruning"],
+        "method": path.parent.name.split("__")[2],  # run_dir's naming: the spec, overrides included
         "seed": r["seed"],
         "eval_episodes": evaluation["n_episodes"],
         "return": evaluation["mean_return"],

@@ -64,8 +64,11 @@ def test_unstructured_methods_are_trained_at_matched_kept_weights(tmp_path: Path
     monkeypatch.setattr(compare.subprocess, "call", call)
     assert compare.train(tmp_path, "cartpole", "ppo", "magnitude", 1, ["n_timesteps=500"])
     assert compare.train(tmp_path, "cartpole", "ppo", "dsp", 1, [])
+    assert compare.train(tmp_path, "cartpole", "ppo", "dsp@strength=0,gamma=0", 1, [])
+    assert calls[2][-1].endswith("cartpole__ppo__dsp@strength=0,gamma=0__seed1")
+    assert {"pruning=dsp", "pruning.strength=0", "pruning.gamma=0"} <= set(calls[2])
     assert "pruning.matched=true" in calls[0] and "n_timesteps=500" in calls[0] and "seed=1" in calls[0]
     assert not any("matched" in arg for arg in calls[1])
     (compare.run_dir(tmp_path, "cartpole", "ppo", "dsp", 1) / "results.json").write_text("{}")
     assert compare.train(tmp_path, "cartpole", "ppo", "dsp", 1, [])  # done: skipped
-    assert len(calls) == 2
+    assert len(calls) == 3
