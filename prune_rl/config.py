@@ -214,6 +214,8 @@ def legacy_pruning(data: dict[str, Any]) -> dict[str, Any]:
     for key in ("strength", "value_strength", "gamma"):
         if key in regularizer:
             data[key] = regularizer.pop(key)
+    if regularizer:
+        raise ConfigError(f"unknown key(s) in pruning.regularizer: {', '.join(sorted(regularizer))}")
     repair = dict(data.pop("repair", {}))
     for old, (_, new) in _LEGACY_DSP.items():
         if old in data:

@@ -12,14 +12,23 @@ from prune_rl.registry import ALGOS
 from prune_rl.train import MODEL_FILE, VECNORMALIZE_FILE, evaluate
 
 
-def load_run_config(run_dir: str | Path) -> TrainConfig:
+def load_run_config(run_dir: str | Path, lenient_pruning: bool = False) -> TrainConfig:
     """
     :param run_dir: A run directory.
+    :param lenient_pruning: If the ``pruning`` section no longer reads (a run made with a value since retired),
+        keep only its name: enough to evaluate the saved model, which needs no pruning.
     :return: Its saved ``config.yaml``, validated into a :class:`prune_rl.config.TrainConfig`.
     """
-    data = OmegaConf.to_container(OmegaConf.load(Path(run_dir) / "config.yaml"), resolve=True)
-    assert isinstance(data, dict)
-    return train_config({str(k): v for k, v in data.items()})
+    container = OmegaConf.to_container(OmegaConf.load(Path(run_dir) / "config.yaml"), resolve=True)
+    assert isinstance(container, dict)
+    data = {str(k): v for k, v in container.items()}
+    try:
+        return train_config(data)
+    except ConfigError:
+        pruning = data.get("pruning")
+        if not lenient_pruning or not isinstance(pruning, dict):
+            raise
+        return train_config({**data, "pruning": {"name": pruning.get("name", "none"), "method": "none"}})
 
 
 def evaluate_run(
@@ -38,7 +47,7 @@ def evaluate_run(
     for name in ("config.yaml", MODEL_FILE):
         if not (run_dir / name).is_file():
             raise FileNotFoundError(f"{run_dir} is not a run directory: {name} is missing")
-    cfg = load_run_config(run_dir)
+    cfg = load_run_config(run_dir, lenient_pruning=True)
     if cfg.algo.name not in ALGOS:
         raise ConfigError(f"unknown algo {cfg.algo.name!r} in {run_dir / 'config.yaml'}")
     eval_cfg = dataclasses.replace(

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 MODEL_FILE = "model.zip"
 VECNORMALIZE_FILE = "vecnormalize.pkl"
 MASKS_FILE = "masks.pt"
+PRUNER_FILE = "pruner.pt"
 RESULTS_FILE = "results.json"
 DENSE_RESULTS: dict[str, Any] = {"prune_seconds": 0.0, "pruning_events": 0, "pruning_summary": {}, "sparsity": None}
 
@@ -188,6 +189,7 @@ def run(cfg: TrainConfig, run_dir: str | Path) -> dict:
         env.save(str(run_dir / VECNORMALIZE_FILE))
     if pruning is not None:
         pruning.save_masks(run_dir / MASKS_FILE)
+        pruning.save_state(run_dir / PRUNER_FILE)
 
     final = evaluate(model, cfg, train_env=env)
     results: dict[str, Any] = {

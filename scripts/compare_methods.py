@@ -80,7 +80,8 @@ def train(root: Path, env: str, algo: str, method: str, seed: int, extra: list[s
         return True
     out.mkdir(parents=True, exist_ok=True)
     args = [f"env={env}", f"algo={algo}", *method_overrides(method), f"seed={seed}", "progress_bar=false", *extra]
-    cmd = [sys.executable, "-m", "prune_rl.cli", "train", *args, f"hydra.run.dir={out.resolve()}"]
+    # quoted: a spec's `=` and `,` would otherwise be parsed as Hydra override syntax
+    cmd = [sys.executable, "-m", "prune_rl.cli", "train", *args, f"hydra.run.dir='{out.resolve()}'"]
     print("run:", " ".join(args), flush=True)
     with open(out / "stdout.log", "w") as log:
         code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)

@@ -9,10 +9,10 @@ from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
 
-from prune_rl.core import SCHEDULES, layer_quota
+from prune_rl.core import SCHEDULES, NeuronMask, layer_quota
 from prune_rl.environment import make_env
 from prune_rl.methods import DynamicStructuredPruner, Pruner
-from prune_rl.sb3.callback import PruningCallback, load_masks
+from prune_rl.sb3.callback import PruningCallback, load_masks, load_state
 from prune_rl.sb3.networks import prunable_nets
 from prune_rl.sb3.probe import Probe
 from prune_rl.train import build_model, build_pruner, run
@@ -223,25 +223,23 @@ class _EveryOtherNeuron(Pruner):
     """A method written in a test: no edit to the callback is needed to drive it."""
 
     def _setup(self, masks: dict[str, torch.Tensor]) -> None:
-        layers = [la for n in self.nets for la in n.layers]
-        self.alive = {la.name: masks.get(la.name, torch.ones(la.n_neurons, dtype=torch.bool)) for la in layers}
+        self.neuron_masks = [NeuronMask(la, masks.get(la.name)) for n in self.nets for la in n.layers]
 
     def prune(self, progress: float, probe) -> None:
         probe()  # the probe runs
-        for net in self.nets:
-            for layer in net.layers:
-                self.alive[layer.name] = torch.arange(layer.n_neurons) % 2 == 0
-                layer.scale_(self.alive[layer.name].float())
+        for mask in self.neuron_masks:
+            mask.alive = torch.arange(mask.layer.n_neurons) % 2 == 0
+            mask.apply_(self.optimizers)
 
     def masks(self) -> dict[str, torch.Tensor]:
-        return dict(self.alive)
+        return {mask.layer.name: mask.alive.clone() for mask in self.neuron_masks}
 
     def stats(self) -> dict:
         return {n.name: {"role": n.role, "neuron_sparsity": 0.5, "alive_per_layer": {}} for n in self.nets}
 
 
 def test_any_pruner_is_driven_by_the_callback() -> None:
-    cfg = train_cfg(fast("ppo", "cartpole"))
+    cfg = train_cfg([*fast("ppo", "cartpole"), "algo.learning_rate=0.001"])  # constant: revival would show
     model = build_model(cfg, make_env(cfg.env, seed=0))
     pruner = _EveryOtherNeuron(cfg.pruning)
     model.learn(256, callback=PruningCallback(pruner))
@@ -420,8 +418,8 @@ def test_pooled_probe_window_in_training_prunes_and_empties_its_pool_at_each_eve
     sizes: list[int] = []
     capture = Probe.capture
 
-    def spy(self: Probe) -> None:
-        capture(self)
+    def spy(self: Probe, lazy: bool = False) -> None:
+        capture(self, lazy)
         assert self.batch is not None
         sizes.append(len(self.batch[0]))
 
@@ -448,3 +446,25 @@ def test_scratch_trains_networks_built_at_the_final_widths(algo: str, env: str, 
     policy = next(s for s in results["sparsity"].values() if s["role"] == "policy")
     assert (policy["neurons"], policy["alive_neurons"], results["pruning_events"]) == (24, 6, 0)
     assert policy["neuron_sparsity"] == pytest.approx(0.75) and policy["compact_weights"] < policy["weights"]
+
+
+@pytest.mark.parametrize("method", ["dsp", "magnitude"])
+def test_a_run_saves_its_pruner_state_and_a_new_callback_continues_from_it(method: str, tmp_path) -> None:
+    overrides = [*fast("ppo", "cartpole", method), "pruning.sparsity=0.5", "algo.learning_rate=0.001"]
+    cfg = train_cfg(overrides)
+    run(cfg, tmp_path)
+    state = load_state(tmp_path / "pruner.pt")
+    assert state["n_events"] > 0 and state["last_event"] >= cfg.pruning.end
+    model = PPO.load(tmp_path / "model.zip", env=make_env(cfg.env, seed=1), device="cpu")
+    model.set_logger(configure(None, []))
+    pruner = build_pruner(cfg)
+    assert pruner is not None
+    model.learn(256, callback=PruningCallback(pruner, state=state), reset_num_timesteps=False)
+    assert pruner.n_events == state["n_events"]  # the schedule was over: nothing new
+    masks = pruner.masks()
+    assert all(torch.equal(masks[k], state["masks"][k]) for k in masks)
+    for net in prunable_nets(model):  # still exactly zero after more training with a constant learning rate
+        if method == "dsp":
+            assert all(torch.all(la.group_norms()[~masks[la.name]] == 0) for la in net.layers)
+        else:
+            assert all(torch.all(lin.weight[~masks[f"{net.name}.linear{i}"]] == 0) for i, lin in enumerate(net.linears))

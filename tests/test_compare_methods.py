@@ -65,8 +65,13 @@ def test_unstructured_methods_are_trained_at_matched_kept_weights(tmp_path: Path
     assert compare.train(tmp_path, "cartpole", "ppo", "magnitude", 1, ["n_timesteps=500"])
     assert compare.train(tmp_path, "cartpole", "ppo", "dsp", 1, [])
     assert compare.train(tmp_path, "cartpole", "ppo", "dsp@strength=0,gamma=0", 1, [])
-    assert calls[2][-1].endswith("cartpole__ppo__dsp@strength=0,gamma=0__seed1")
+    assert calls[2][-1].endswith("cartpole__ppo__dsp@strength=0,gamma=0__seed1'")
     assert {"pruning=dsp", "pruning.strength=0", "pruning.gamma=0"} <= set(calls[2])
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(calls[2][4:])  # what `prune-rl train` hands Hydra
+    run_dir = next(o for o in parsed if o.key_or_group == "hydra.run.dir")
+    assert run_dir.value() == str(compare.run_dir(tmp_path, "cartpole", "ppo", "dsp@strength=0,gamma=0", 1).resolve())
     assert "pruning.matched=true" in calls[0] and "n_timesteps=500" in calls[0] and "seed=1" in calls[0]
     assert not any("matched" in arg for arg in calls[1])
     (compare.run_dir(tmp_path, "cartpole", "ppo", "dsp", 1) / "results.json").write_text("{}")

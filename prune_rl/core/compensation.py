@@ -18,7 +18,7 @@ import torch
 from prune_rl.core.groups import HiddenLayer
 from prune_rl.core.importance import ProbeFn, probe_activations
 
-COMPENSATIONS = ("none", "mean", "linear")  # pruning.compensate: nothing, fold_mean_, fold_linear_
+COMPENSATIONS = ("none", "mean", "linear")  # pruning.repair.fold: nothing, fold_mean_, fold_linear_
 
 
 def mean_activations(layers: Sequence[HiddenLayer], probe: ProbeFn) -> list[torch.Tensor]:
@@ -102,7 +102,7 @@ def fold_linear_(
 
 def fold_(compensation: str, layer: HiddenLayer, keep: torch.Tensor, cut: torch.Tensor, activations: torch.Tensor) -> None:
     """
-    Fold a cut as ``pruning.compensate`` says: nothing, :func:`fold_mean_` or :func:`fold_linear_`.
+    Fold a cut as ``pruning.repair.fold`` says: nothing, :func:`fold_mean_` or :func:`fold_linear_`.
 
     :param compensation: One of :data:`COMPENSATIONS`.
     :param layer: The hidden layer losing neurons.

@@ -112,7 +112,7 @@ def deviation_importance(layers: Sequence[HiddenLayer], probe: ProbeFn | None) -
     Mean absolute deviation of the activation from its mean, times outgoing weight norm.
 
     A neuron whose activation hardly varies (a saturated tanh unit, a ReLU that is always on with the same
-    value) acts as a constant: ``activation`` ranks it high, yet mean replacement (``pruning.compensate``) can
+    value) acts as a constant: ``activation`` ranks it high, yet mean replacement (``pruning.repair.fold=mean``) can
     fold it into the next layer's bias at no loss. This criterion scores what such a cut loses,
     ``E_x |a_j(x) - E[a_j]| * ||W_out[:, j]||_2`` (cf. Evci et al. 2018, *Mean Replacement Pruning*).
 
@@ -161,7 +161,7 @@ def reconstruction_importance(layers: Sequence[HiddenLayer], probe: ProbeFn | No
     """
     Rank neurons by greedy least-squares selection of the next layer's input.
 
-    With the least-squares fold (``pruning.compensate=linear``, :func:`prune_rl.core.fold_linear_`) a cut
+    With the least-squares fold (``pruning.repair.fold=linear``, :func:`prune_rl.core.fold_linear_`) a cut
     loses only what the kept neurons cannot express linearly, so the neurons worth keeping are a set that spans
     the layer's contribution ``y(x) = W_out a(x)``, not the neurons that are large one by one: of two identical
     neurons one is worth nothing once the other is kept. Forward selection picks, one at a time, the neuron that

@@ -252,3 +252,4 @@ class DynamicStructuredPruner(StructuredPruner):
         self.reg_done = float(state["reg_done"])
         self.cut_shares = dict(state["cut_shares"])
         self.distill_seconds = float(state.get("distill_seconds", 0.0))
+        self._set_fan_in_scales()  # the restored masks' scales, if the hooks are installed

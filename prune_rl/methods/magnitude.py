@@ -88,6 +88,7 @@ class MagnitudePruner(Pruner):
     def __init__(self, cfg: MagnitudeConfig, seed: int = 0) -> None:
         super().__init__(cfg, seed)
         self.weight_masks: dict[str, list[WeightMask]] = {}  # per network, one per Linear layer
+        self._hooked = False  # between start() and close(): new masks hook their gradients too
 
     def final_sparsity(self, net: PrunableNet) -> float:
         """:return: The weight sparsity ``net`` reaches at ``end``."""
@@ -95,9 +96,11 @@ class MagnitudePruner(Pruner):
         return matched_weight_sparsity(net, sparsity, self.cfg.min_neurons) if self.cfg.matched else sparsity
 
     def _setup(self, masks: dict[str, torch.Tensor]) -> None:
-        for hooks in self.weight_masks.values():
-            for mask in hooks:
-                mask.remove_hook()
+        for mask in self._all():
+            mask.remove_hook()
+        names = {f"{net.name}.linear{i}" for net in self.nets for i in range(len(net.linears))}
+        if masks and set(masks) != names:
+            raise ValueError(f"masks for {sorted(set(masks) ^ names)} do not fit these networks' weights")
         for net in self.nets:
             targets = [[t.linears[i] for t in net.targets] for i in range(len(net.linears))]
             self.weight_masks[net.name] = [
@@ -106,17 +109,21 @@ class MagnitudePruner(Pruner):
             ]
         for mask in self._all():
             mask.apply_(self.optimizers)
+            if self._hooked:
+                mask.hook_()
 
     def _all(self) -> list[WeightMask]:
         return [mask for masks in self.weight_masks.values() for mask in masks]
 
     def start(self) -> None:
         """Mask the gradients of pruned weights from now on."""
+        self._hooked = True
         for mask in self._all():
             mask.hook_()
 
     def close(self) -> None:
         """Stop masking gradients."""
+        self._hooked = False
         for mask in self._all():
             mask.remove_hook()
 

@@ -81,7 +81,11 @@ class ScratchPruner(Pruner):
             for net in dense:
                 if len(widths[net.name]) != len(net.layers):
                     raise ValueError(f"pruning.from_run: {net.name} has {len(widths[net.name])} hidden layers there")
-            return {net.name: widths[net.name] for net in dense}
+            critics = {tuple(widths[net.name]) for net in dense if net.name.startswith("qf")}
+            if len(critics) > 1:  # SB3 builds every critic from one net_arch
+                raise ValueError(f"pruning.from_run: the critics ended at different widths {sorted(critics)}")
+            # a layer an unstructured run emptied still keeps min_neurons: no zero-width Linear
+            return {net.name: [max(w, self.cfg.min_neurons) for w in widths[net.name]] for net in dense}
         return {
             net.name: [layer_quota(self.final_sparsity(net), layer.n_neurons, self.cfg.min_neurons) for layer in net.layers]
             for net in dense

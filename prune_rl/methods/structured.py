@@ -41,6 +41,9 @@ class StructuredPruner(Pruner):
         return [layer for net in self.nets for layer in net.layers]
 
     def _setup(self, masks: dict[str, torch.Tensor]) -> None:
+        names = {layer.name for layer in self.layers}
+        if masks and set(masks) != names:
+            raise ValueError(f"masks for {sorted(set(masks) ^ names)} do not fit these networks' hidden layers")
         for layer in self.layers:
             self.neuron_masks[layer.name] = NeuronMask(layer, masks.get(layer.name))
             self.neuron_masks[layer.name].apply_(self.optimizers)

@@ -32,6 +32,8 @@ class PruningCallback(BaseCallback):
     :param pruner: The pruning method.
     :param total_timesteps: The run's training budget (``n_timesteps``).
     :param masks: Masks to start from (as in ``masks.pt``), e.g. to continue training a pruned model.
+    :param state: A pruner state to continue from (as in ``pruner.pt``: masks, schedule position, the method's
+        own state); it takes precedence over ``masks``.
     :param verbose: Verbosity level.
     """
 
@@ -40,20 +42,26 @@ class PruningCallback(BaseCallback):
         pruner: Pruner,
         total_timesteps: int | None = None,
         masks: dict[str, torch.Tensor] | None = None,
+        state: dict[str, Any] | None = None,
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
         self.pruner = pruner
         self.total_timesteps = total_timesteps
         self.initial_masks = masks
+        self.initial_state = state
+        self.probe: Probe | None = None
         self.prune_seconds = 0.0  # wall time of pruning events and regularizer steps
         self._pending: float | None = None  # progress of an event due at the next rollout start
 
     def _init_callback(self) -> None:
         if not self.pruner.nets:  # the first learn() call
             self.pruner.setup(prunable_nets(self.model), optimizers(self.model), self.initial_masks)
-        cfg = self.pruner.cfg
-        self.probe = Probe(self.model, cfg.probe_size, cfg.probe_window, seed=self.model.seed or 0)
+            if self.initial_state is not None:
+                self.pruner.load_state_dict(self.initial_state)
+        if self.probe is None or self.probe.model is not self.model:  # kept across learn() calls: pooled windows
+            cfg = self.pruner.cfg
+            self.probe = Probe(self.model, cfg.probe_size, cfg.probe_window, seed=self.model.seed or 0)
         self._pending = None
         self.pruner.start()
 
@@ -68,10 +76,13 @@ class PruningCallback(BaseCallback):
 
     def _on_rollout_end(self) -> None:
         progress = self.progress
+        assert self.probe is not None
         if self.pruner.listening(progress):
             self.probe.collect()  # the pooled windows' states (a no-op for the rollout window)
         if self.pruner.due(progress):
-            self.probe.capture()  # the rollout buffer is full now (on-policy); it is reset before the next rollout
+            # On-policy: the rollout buffer is full now and reset before the next rollout. Off-policy: sampled only
+            # if the method runs the probe, so methods that do not leave the replay buffer's random stream alone.
+            self.probe.capture(lazy=True)
             self._pending = progress
 
     def _on_rollout_start(self) -> None:
@@ -89,6 +100,7 @@ class PruningCallback(BaseCallback):
         start = time.perf_counter()
         self.pruner.regularize(self.progress)
         if self._pending is not None:
+            assert self.probe is not None
             self.pruner.step(self._pending, self.probe)
             self.probe.reset()
             self._pending = None
@@ -114,6 +126,14 @@ class PruningCallback(BaseCallback):
         """
         torch.save(self.pruner.masks(), path)
 
+    def save_state(self, path: str | Path) -> None:
+        """
+        Write the pruner's ``state_dict()`` with ``torch.save`` (everything it needs to continue).
+
+        :param path: File to write (``pruner.pt`` in a run directory).
+        """
+        torch.save(self.pruner.state_dict(), path)
+
     def results(self) -> dict[str, Any]:
         """:return: The pruning fields of ``results.json``: method, events, seconds and sparsity per network."""
         return {
@@ -122,6 +142,16 @@ class PruningCallback(BaseCallback):
             "pruning_summary": self.pruner.summary(),
             "sparsity": self.pruner.stats(),
         }
+
+
+def load_state(path: str | Path) -> dict[str, Any]:
+    """
+    Read a pruner state written by :meth:`PruningCallback.save_state`.
+
+    :param path: The file.
+    :return: The state, for ``PruningCallback(pruner, state=...)``.
+    """
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def load_masks(path: str | Path) -> dict[str, torch.Tensor]:

@@ -98,18 +98,27 @@ class Probe:
         """Empty the pool (after a pruning event: the next one draws from the rollouts after it)."""
         self._pool = None
 
-    def capture(self) -> None:
-        """Take a batch of recent states (and actions, for critics)."""
+    def capture(self, lazy: bool = False) -> None:
+        """
+        Take a batch of recent states (and actions, for critics).
+
+        :param lazy: Off-policy, only forget the last batch: the replay buffer is sampled when the probe is first
+            run, so an event that does not run it leaves the buffer's random stream untouched. (On-policy the
+            rollout buffer is read now, before the next rollout overwrites it.)
+        """
         model = self.model
         if self.pooling and self._pool is not None:
             self.batch = (self._pool[0], None)
             return
         if isinstance(model, OnPolicyAlgorithm):
             obs = self._rollout_obs()
-            idx = torch.randperm(len(obs))[: self.n_states].numpy()
+            idx = torch.randperm(len(obs), generator=self.generator)[: self.n_states].numpy()
             self.batch = (obs_as_tensor(obs[idx].copy(), model.device), None)
             return
         assert isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None
+        if lazy:
+            self.batch = None
+            return
         sample = model.replay_buffer.sample(self.n_states, env=model._vec_normalize_env)
         self.batch = (sample.observations, sample.actions)
 
