@@ -32,6 +32,7 @@ def train(ctx: typer.Context) -> None:
     Examples:
       prune-rl train                          PPO on CartPole-v1, pruned (default)
       prune-rl train env=hopper pruning=none  dense PPO on Hopper-v5
+      prune-rl train pruning=l1_structured    another method (README: Pruning methods)
       prune-rl train env=lunarlander algo=dqn seed=3 n_timesteps=200000
       prune-rl train -m env=cartpole,lunarlander seed=0,1,2
       prune-rl train -m seed=0,1 hydra/launcher=joblib
