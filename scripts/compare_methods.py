@@ -141,7 +141,7 @@ def rows(records: list[dict]) -> list[dict]:
                 "method": key[3],
                 "seeds": ",".join(str(r["seed"]) for r in runs),
                 "eval_episodes": "/".join(sorted({str(r["eval_episodes"]) for r in runs})),
-                "return": f"{statistics.mean(returns):.1f} ± {std:.1f}",
+                "return": f"{statistics.mean(returns):.1f}" + (f" ± {std:.1f}" if len(returns) > 1 else ""),
                 "ratio": f"{ratio:.3f}" if ratio is not None else "-",
                 "policy_neuron_sparsity": f"{statistics.mean(r['policy_neuron_sparsity'] for r in runs):.3f}",
                 "policy_weight_sparsity": f"{statistics.mean(r['policy_weight_sparsity'] for r in runs):.4f}",
