@@ -76,11 +76,12 @@ class PrunerConfig:
             raise ValueError(f"pruning.min_neurons must be >= 1, got {self.min_neurons}")
         if self.probe_size < 1:
             raise ValueError(f"pruning.probe_size must be >= 1, got {self.probe_size}")
-        _choice("schedule", self.schedule, SCHEDULES)
-        _choice("probe_window", self.probe_window, PROBE_WINDOWS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("probe_window", self.probe_window, PROBE_WINDOWS)
 
 
-def _choice(key: str, value: str, known: Sequence[str] | dict[str, Any]) -> None:
+def check_choice(key: str, value: str, known: Sequence[str] | dict[str, Any]) -> None:
+    """Raise a one-line ``ValueError`` naming ``pruning.<key>`` if ``value`` is not one of ``known``."""
     if value not in known:
         raise ValueError(f"unknown pruning.{key} {value!r} (known: {', '.join(known)})")
 
@@ -100,8 +101,6 @@ class Pruner(ABC):
     """
 
     config_class: ClassVar[type[PrunerConfig]] = PrunerConfig
-    structured: ClassVar[bool] = True
-    """Whether the method removes whole neurons (its result is a narrower network)."""
 
     def __init__(self, cfg: PrunerConfig, seed: int = 0) -> None:
         self.cfg = cfg

@@ -38,7 +38,7 @@ from prune_rl.core import (
     fold_,
 )
 from prune_rl.core.importance import probe_activations
-from prune_rl.methods.base import ProbeFn, PrunerConfig, _choice
+from prune_rl.methods.base import ProbeFn, PrunerConfig, check_choice
 from prune_rl.methods.structured import StructuredPruner
 
 MAX_WEIGHT = 10.0  # importance weights are clipped to [1 / MAX_WEIGHT, MAX_WEIGHT]
@@ -65,7 +65,7 @@ class RepairConfig:
     fan_in_lr: float = 0.0
 
     def __post_init__(self) -> None:
-        _choice("repair.fold", self.fold, COMPENSATIONS)
+        check_choice("repair.fold", self.fold, COMPENSATIONS)
         if self.distill_steps < 0 or self.distill_lr <= 0:
             raise ValueError(
                 f"pruning.repair: need distill_steps >= 0 and distill_lr > 0, got {self.distill_steps}, {self.distill_lr}"
@@ -95,7 +95,7 @@ class DSPConfig(PrunerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _choice("importance", self.importance, IMPORTANCES)
+        check_choice("importance", self.importance, IMPORTANCES)
         if self.strength < 0 or self.value_strength < 0:
             raise ValueError(f"pruning.strength and value_strength must be >= 0, got {self.strength}, {self.value_strength}")
 

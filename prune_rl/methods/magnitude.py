@@ -82,7 +82,6 @@ class MagnitudePruner(Pruner):
     """
 
     config_class: ClassVar[type[PrunerConfig]] = MagnitudeConfig
-    structured: ClassVar[bool] = False
     cfg: MagnitudeConfig
 
     def __init__(self, cfg: MagnitudeConfig, seed: int = 0) -> None:
