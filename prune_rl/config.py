@@ -2,7 +2,7 @@
 
 Hydra composes YAML; :func:`train_config` turns the composed config into these dataclasses once, at the
 entry point. Code below it receives dataclasses, never a ``DictConfig``. The ``pruning`` section becomes the
-config dataclass of the chosen method (:data:`prune_rl.methods.PRUNERS`), which checks its own values.
+config dataclass of the chosen method (:data:`prune_rl.pruners.PRUNERS`), which checks its own values.
 Fractions of training (``begin``, ``end``, ``interval``) are in ``[0, 1]``; sparsity is the fraction *removed*.
 """
 
@@ -13,7 +13,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from prune_rl.methods import PRUNERS, PrunerConfig
+from prune_rl.methods import PrunerConfig
+from prune_rl.pruners import PRUNERS
 
 
 class ConfigError(ValueError):

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.evaluation import evaluate_policy
@@ -19,7 +20,8 @@ from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalizati
 
 from prune_rl.config import ConfigError, TrainConfig
 from prune_rl.environment import action_kind, make_env
-from prune_rl.methods import PRUNERS, Pruner
+from prune_rl.methods import Pruner
+from prune_rl.pruners import PRUNERS
 from prune_rl.registry import ACTION_SPACES, ALGOS, algo_kwargs
 from prune_rl.sb3.callback import PruningCallback
 from prune_rl.sb3.networks import net_arch, prunable_nets
@@ -88,6 +90,42 @@ def build_pruned_model(cfg: TrainConfig, env: Any, pruner: Pruner | None) -> Bas
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return model if widths is None else build_model(cfg, env, net_arch(model, widths))
+
+
+def start_from_run(model: BaseAlgorithm, env: Any, cfg: TrainConfig, run_dir: str | Path) -> int:
+    """
+    Load an earlier run's trained agent (and its normalisation statistics) to continue from ``pruning.begin``.
+
+    :param model: The freshly built model, of the same shape as the earlier run's.
+    :param env: The training environment.
+    :param cfg: This run's config.
+    :param run_dir: The earlier run directory.
+    :return: The timesteps it stands for (``begin * n_timesteps``), where training resumes.
+    :raises ConfigError: If it is not a run directory, or trained another algorithm, task or network shape.
+    """
+    run_dir = Path(run_dir)
+    where = f"pruning.from_run={run_dir}"
+    for name in ("config.yaml", MODEL_FILE):
+        if not (run_dir / name).is_file():
+            raise ConfigError(f"{where} is not a run directory ({name} is missing)")
+    try:
+        earlier = OmegaConf.load(run_dir / "config.yaml")
+        trained = (OmegaConf.select(earlier, "algo.name"), OmegaConf.select(earlier, "env.id"))
+    except Exception as exc:  # a truncated or corrupt file: any parser error
+        raise ConfigError(f"{where}: config.yaml does not read ({str(exc).splitlines()[0]})") from None
+    if trained != (cfg.algo.name, cfg.env.id):
+        raise ConfigError(f"{where} trained {trained[0]} on {trained[1]}, not {cfg.algo.name} on {cfg.env.id}")
+    try:
+        model.set_parameters(str(run_dir / MODEL_FILE), exact_match=True, device=model.device)
+    except Exception as exc:  # a corrupt zip or other network shapes
+        raise ConfigError(f"{where}: its model does not load into this run's networks ({str(exc).splitlines()[0]})") from None
+    if isinstance(env, VecNormalize):
+        path = run_dir / VECNORMALIZE_FILE
+        if not path.is_file():
+            raise ConfigError(f"{where} has no {VECNORMALIZE_FILE}, which env.normalize needs")
+        saved = VecNormalize.load(str(path), env.venv)
+        env.obs_rms, env.ret_rms = saved.obs_rms, saved.ret_rms
+    return int(cfg.pruning.begin * cfg.n_timesteps)
 
 
 class TimedEvalCallback(EvalCallback):
@@ -179,8 +217,15 @@ def run(cfg: TrainConfig, run_dir: str | Path) -> dict:
     log.info("training %s in %s", cfg.run_name, run_dir)
     if cfg.config_files:
         log.info("config files: %s", ", ".join(cfg.config_files))
+    source = pruner.start_from() if pruner is not None else None
+    done = start_from_run(model, env, cfg, source) if source else 0
+    if source:
+        log.info("starting from %s's agent at %d of %d timesteps", source, done, cfg.n_timesteps)
+    model.num_timesteps = done
     start = time.perf_counter()
-    model.learn(total_timesteps=cfg.n_timesteps, callback=callbacks, progress_bar=progress_bar)
+    model.learn(
+        total_timesteps=cfg.n_timesteps - done, callback=callbacks, progress_bar=progress_bar, reset_num_timesteps=not done
+    )
     wall = time.perf_counter() - start
     eval_seconds = evaluator.seconds if evaluator is not None else 0.0
 
@@ -202,10 +247,12 @@ def run(cfg: TrainConfig, run_dir: str | Path) -> dict:
         "seed": cfg.seed,
         "n_timesteps": cfg.n_timesteps,
         "timesteps": int(model.num_timesteps),
+        "start_from": source,  # a run whose trained agent stood for the first start_timesteps (from_run)
+        "start_timesteps": done,
         "wall_seconds": wall,  # all of learn(), periodic evaluations included
         "eval_seconds": eval_seconds,  # of which periodic evaluations
         "train_seconds": wall - eval_seconds,
-        "fps": model.num_timesteps / max(wall - eval_seconds, 1e-9),  # training steps per training second
+        "fps": (model.num_timesteps - done) / max(wall - eval_seconds, 1e-9),  # training steps per training second
         "eval": final,
         # of training: pruning events, the method's own figures, sparsity per network (dense: none)
         **(pruning.results() if pruning is not None else DENSE_RESULTS),

@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-METHODS = ("none", "dsp", "l1_structured", "random_structured", "magnitude", "global_magnitude", "scratch")
+METHODS = ("none", "dsp", "l1_structured", "random_structured", "magnitude", "global_magnitude", "scratch", "purl")
 UNSTRUCTURED = ("magnitude", "global_magnitude")
 COLUMNS = (
     "env",

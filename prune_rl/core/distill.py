@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 
 from prune_rl.core.mask import NeuronMask
+from prune_rl.core.weight_mask import WeightMask
 
 
 def output_loss(outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -41,7 +42,7 @@ def distill_(
     params: Iterable[torch.nn.Parameter],
     forward: Callable[[], Sequence[torch.Tensor]],
     targets: Sequence[torch.Tensor],
-    masks: Iterable[NeuronMask],
+    masks: Iterable[NeuronMask | WeightMask],
     steps: int,
     lr: float,
 ) -> tuple[float, float]:
@@ -51,7 +52,7 @@ def distill_(
     :param params: The parameters to fit (the pruned networks' Linear layers).
     :param forward: Runs the networks on the states the targets were taken on and returns their outputs.
     :param targets: The outputs before the cut (detached).
-    :param masks: Every neuron mask of the networks, applied after each step.
+    :param masks: Every mask of the networks (per neuron or per weight), applied after each step.
     :param steps: Full-batch Adam steps (0: only measure).
     :param lr: Adam's learning rate.
     :return: :func:`output_loss` before and after; the parameters end at the best loss seen, so never above

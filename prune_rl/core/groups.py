@@ -99,6 +99,8 @@ class PrunableNet:
     :param linears: Every Linear layer of the network, hidden and output, input side first.
         Used to count the weights that a compact network would keep.
     :param targets: Target copies of the network (same shape), which carry its masks.
+    :param discrete: Its outputs score discrete actions (logits or Q-values) and the agent acts on their argmax;
+        otherwise they are continuous actions (or their means).
     """
 
     name: str
@@ -106,6 +108,7 @@ class PrunableNet:
     layers: list[HiddenLayer]
     linears: list[nn.Linear]
     targets: list[PrunableNet] = field(default_factory=list)
+    discrete: bool = False
 
     def __post_init__(self) -> None:
         if self.role not in ("policy", "value"):

@@ -15,6 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -33,7 +34,7 @@ class PrunerConfig:
     Keys every pruning method shares (``conf/pruning/*.yaml``).
 
     :param name: The option's name, used in run names (``dsp``, ``magnitude``, or a recipe's own name).
-    :param method: Key of :data:`prune_rl.methods.PRUNERS` that implements it (default: ``name``).
+    :param method: Key of :data:`prune_rl.pruners.PRUNERS` that implements it (default: ``name``).
     :param sparsity: Final sparsity of the deployed network (policy, Q-network, actor).
     :param value_sparsity: Final sparsity of value and critic networks.
     :param begin: Fraction of training where pruning starts.
@@ -111,8 +112,20 @@ class Pruner(ABC):
         self.schedules: dict[str, Sparsity] = {}
         self.last_event = -1.0  # progress of the last event (-1: none yet)
         self.n_events = 0
+        self.log_dir: Path | None = None  # the run's log directory, set by the driver: a method's own logs go below it
 
     # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start_from(self) -> str | None:
+        """
+        A run directory whose trained agent this run starts from, or ``None`` to train from scratch.
+
+        The earlier run stands for the first ``begin`` of this run's training: the run loads its agent, then trains
+        from ``begin`` to the end of the budget (e.g. PuRL pruning an agent trained before).
+
+        :return: The run directory, or ``None``.
+        """
+        return None
 
     def architecture(self, dense: Sequence[PrunableNet]) -> dict[str, list[int]] | None:
         """

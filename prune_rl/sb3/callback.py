@@ -56,6 +56,7 @@ class PruningCallback(BaseCallback):
 
     def _init_callback(self) -> None:
         if not self.pruner.nets:  # the first learn() call
+            self.pruner.log_dir = Path(self.logger.dir) if self.logger.dir else None
             self.pruner.setup(prunable_nets(self.model), optimizers(self.model), self.initial_masks)
             if self.initial_state is not None:
                 self.pruner.load_state_dict(self.initial_state)

@@ -15,6 +15,7 @@ TD3       ``actor.mu`` (target: ``actor_target``)        ``critic.qf*`` (targets
 from __future__ import annotations
 
 import torch
+from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.dqn.policies import DQNPolicy
@@ -24,9 +25,11 @@ from stable_baselines3.td3.policies import TD3Policy
 from prune_rl.core.groups import PrunableNet, link_mirrors, mlp_layers
 
 
-def _net(name: str, role: str, body: torch.nn.Module, heads: list[torch.nn.Module] | None = None) -> PrunableNet:
+def _net(
+    name: str, role: str, body: torch.nn.Module, heads: list[torch.nn.Module] | None = None, discrete: bool = False
+) -> PrunableNet:
     layers, linears = mlp_layers(name, body, heads)
-    return PrunableNet(name=name, role=role, layers=layers, linears=linears)
+    return PrunableNet(name=name, role=role, layers=layers, linears=linears, discrete=discrete)
 
 
 def _critics(policy: SACPolicy | TD3Policy) -> list[PrunableNet]:
@@ -49,12 +52,12 @@ def prunable_nets(model: BaseAlgorithm) -> list[PrunableNet]:
     if isinstance(policy, ActorCriticPolicy):
         extractor = policy.mlp_extractor
         return [
-            _net("pi", "policy", extractor.policy_net, [policy.action_net]),
+            _net("pi", "policy", extractor.policy_net, [policy.action_net], isinstance(policy.action_space, spaces.Discrete)),
             _net("vf", "value", extractor.value_net, [policy.value_net]),
         ]
     if isinstance(policy, DQNPolicy):
-        q = _net("q", "policy", policy.q_net.q_net)
-        link_mirrors(q, _net("q_target", "policy", policy.q_net_target.q_net))
+        q = _net("q", "policy", policy.q_net.q_net, discrete=True)
+        link_mirrors(q, _net("q_target", "policy", policy.q_net_target.q_net, discrete=True))
         return [q]
     if isinstance(policy, SACPolicy):
         if policy.actor.use_sde:
