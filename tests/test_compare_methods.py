@@ -77,3 +77,16 @@ def test_unstructured_methods_are_trained_at_matched_kept_weights(tmp_path: Path
     (compare.run_dir(tmp_path, "cartpole", "ppo", "dsp", 1) / "results.json").write_text("{}")
     assert compare.train(tmp_path, "cartpole", "ppo", "dsp", 1, [])  # done: skipped
     assert len(calls) == 3
+
+
+def test_the_reward_ablation_counts_episodes_until_a_search_reaches_the_best_found() -> None:
+    ablation = load_script("purl_reward_ablation")
+    found = [
+        {"env": "E", "run": "r", "sparsity": 0.9, "passes": 1, "reward": "step", "curve": [0.5, 0.9, 1.0],
+         "seconds_per_episode": 2.0, "agent": 0.8, "last20": 0.7},
+        {"env": "E", "run": "r", "sparsity": 0.9, "passes": 1, "reward": "episode", "curve": [0.5, 0.5, 0.6],
+         "seconds_per_episode": 1.0, "agent": 0.6, "last20": 0.5},
+    ]  # fmt: skip
+    step, episode = ablation.summarise(found, level=0.9)  # the target is 0.9 x 1.0: step reaches it at episode 2
+    assert (step["reward"], step["reached"], step["episodes"], step["seconds"]) == ("step", 1, "2.0 ± 0.0", "4.00 ± 0.00")
+    assert (episode["reached"], episode["episodes"], episode["best"]) == (0, "3.0 ± 0.0", "0.600 ± 0.000")

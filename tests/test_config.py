@@ -48,7 +48,7 @@ def _leaves(node: dict, prefix: str = "") -> dict[str, object]:
 
 
 def test_every_pruning_option_builds_its_methods_config() -> None:
-    from prune_rl.methods import PRUNERS
+    from prune_rl.pruners import PRUNERS
 
     for option in _options("pruning"):
         cfg = train_cfg([f"pruning={option}"]).pruning

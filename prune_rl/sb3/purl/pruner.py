@@ -78,8 +78,8 @@ class PuRLConfig(PrunerConfig):
     episodes: int = 200
     passes: int = 1
     importance: str = "magnitude"
-    distill_steps: int = 200
-    distill_lr: float = 1e-3
+    distill_steps: int = 1000
+    distill_lr: float = 1e-2
 
     def __post_init__(self) -> None:
         super().__post_init__()
