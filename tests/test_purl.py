@@ -173,3 +173,14 @@ def test_from_run_refuses_a_run_of_another_task(tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", *fast("ppo", "lunarlander", "purl"), f"pruning.from_run={dense}",
                                  f"hydra.run.dir={tmp_path / 'out'}"])  # fmt: skip
     assert result.exit_code == 2 and "trained ppo on CartPole-v1, not ppo on LunarLander-v3" in result.output
+
+
+@pytest.mark.parametrize(("algo", "env", "option"), [("dqn", "cartpole", "purl"), ("sac", "hopper", "purl_unstructured")])
+def test_purl_prunes_off_policy_agents(algo: str, env: str, option: str, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", *fast(algo, env, option), "pruning.episodes=4", "pruning.sparsity=0.5",
+                                 f"hydra.run.dir={tmp_path}"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["pruning_events"] == 1 and results["pruning_summary"]["search_episodes"] == 5
+    deployed = next(iter(results["sparsity"].values()))
+    assert deployed["role"] == "policy" and deployed["weight_sparsity"] >= 0.5

@@ -46,9 +46,10 @@ def agent_defaults(agent: str, horizon: int, episodes: int) -> dict[str, Any]:
     :return: Constructor arguments (``gamma=1``: the fidelity changes add up to the episode's final fidelity).
     """
     common = {"gamma": 1.0, "learning_rate": 1e-3}
-    if agent == "ppo":  # an update every 8 episodes
+    if agent == "ppo":  # an update every 8 episodes (or all of them, if fewer)
         gaussian = {"net_arch": [64, 64], "log_std_init": -1.0}
-        return {**common, "n_steps": 8 * horizon, "batch_size": 8 * horizon, "gae_lambda": 1.0, "policy_kwargs": gaussian}
+        n_steps = min(8, episodes) * horizon
+        return {**common, "n_steps": n_steps, "batch_size": n_steps, "gae_lambda": 1.0, "policy_kwargs": gaussian}
     if agent == "a2c":
         return {**common, "n_steps": horizon, "gae_lambda": 1.0, "policy_kwargs": {"net_arch": [64, 64], "log_std_init": -1.0}}
     return {**common, "learning_starts": 10 * horizon, "batch_size": 64, "buffer_size": episodes * horizon + 1}
@@ -64,7 +65,8 @@ class PuRLConfig(PrunerConfig):
     :param reward: ``step`` (PuRL: a reward at every pruning step) or ``episode`` (AMC: only at the end).
     :param agent: The pruning agent: ``ppo``, ``a2c`` or ``sac``.
     :param agent_kwargs: Its SB3 constructor arguments, over :func:`agent_defaults`.
-    :param episodes: Pruning episodes the agent trains for (each prunes the network once).
+    :param episodes: Pruning episodes the agent trains for (each prunes the network once; on-policy agents round up
+        to whole rollouts).
     :param passes: Sweeps over the layers per episode.
     :param importance: How a layer's neurons are ranked (:data:`prune_rl.core.IMPORTANCES`; structured only).
     :param distill_steps: Full-batch Adam steps fitting the pruned policy to the unpruned outputs after the search.
