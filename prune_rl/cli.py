@@ -78,6 +78,24 @@ def evaluate(
 
 
 @app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A pruned run directory written by `prune-rl train`.")],
+    threads: Annotated[int, typer.Option(help="CPU threads of the latency and throughput measurements.")] = 1,
+) -> None:
+    """Write RUN_DIR/export/: a compact SB3 model, an ONNX policy and their cost against the dense policy."""
+    from prune_rl.app import fail
+    from prune_rl.config import ConfigError
+    from prune_rl.deploy import EXPORT_DIR, export_run, summary_line
+
+    try:
+        card = export_run(run_dir, threads=threads)
+    except (ConfigError, FileNotFoundError) as exc:
+        fail(str(exc))
+    typer.echo(summary_line(card))
+    typer.echo(f"written: {run_dir / EXPORT_DIR}/{{compact.zip, policy.onnx, cost.json}}")
+
+
+@app.command()
 def board(
     logdir: Annotated[Path, typer.Argument(help="Folder holding run directories.")] = Path("outputs"),
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 6006,

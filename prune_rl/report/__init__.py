@@ -1,0 +1,1 @@
+"""Reading run directories, never training: cost measurement of deployed policies (and, later, tables and plots)."""

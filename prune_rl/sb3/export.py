@@ -1,0 +1,186 @@
+"""Deployable policies: a compact SB3 model with the pruned neurons removed, and an ONNX graph of its actions.
+
+:func:`compact_model` rebuilds a pruned model's networks narrower (:func:`prune_rl.core.surgery.shrink_`, target
+networks and critics included) and gives the policy the ``net_arch`` of the new widths, so the saved zip loads with
+plain SB3 (``PPO.load``) and no prune-rl import. SB3 builds every critic of SAC and TD3 from one ``qf`` list, so the
+critics are padded to the widest of them, per layer, with removed (all-zero) neurons, which changes nothing.
+
+:class:`DeployedPolicy` is what ``model.predict(obs, deterministic=True)`` computes, as one torch module: the
+VecNormalize observation normalisation (``clip((obs - mean) / sqrt(var + eps), -clip_obs, clip_obs)``), the deployed
+network and SB3's action post-processing: the argmax of logits (PPO/A2C) or Q-values (DQN), clipping to the action
+bounds (PPO/A2C on a Box), tanh squashing and rescaling to the bounds (SAC, TD3). :func:`export_onnx` writes it to
+ONNX, raw observations in, actions out.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.running_mean_std import RunningMeanStd
+from stable_baselines3.common.vec_env import VecNormalize
+from stable_baselines3.dqn.policies import DQNPolicy
+from stable_baselines3.sac.policies import SACPolicy
+from stable_baselines3.td3.policies import TD3Policy
+from torch import nn
+
+from prune_rl.core.surgery import pad_keep, removable, shrink_
+from prune_rl.sb3.networks import net_arch, prunable_nets
+
+
+def compact_widths(model: BaseAlgorithm) -> dict[str, list[torch.Tensor]]:
+    """
+    Which neurons a compact copy keeps: those that feed something and get something (per network, per layer).
+
+    SAC and TD3 critics are padded to the widest critic's widths; every layer keeps at least one neuron.
+
+    :param model: A (pruned) SB3 model.
+    :return: ``{net name: [keep mask per hidden layer]}``.
+    """
+    keeps = {}
+    for net in prunable_nets(model):
+        keeps[net.name] = [pad_keep(~removable(layer), 1) for layer in net.layers]
+    critics = [name for name in keeps if name.startswith("qf")]
+    if critics:
+        widest = [max(int(keeps[name][i].sum()) for name in critics) for i in range(len(keeps[critics[0]]))]
+        for name in critics:
+            keeps[name] = [pad_keep(keep, width) for keep, width in zip(keeps[name], widest, strict=True)]
+    return keeps
+
+
+def compact_model(model: BaseAlgorithm) -> BaseAlgorithm:
+    """
+    A copy of ``model`` whose networks hold only the neurons that still matter, loadable with plain SB3.
+
+    :param model: A pruned SB3 model (PPO, A2C, DQN, SAC or TD3 with an MLP policy); it is not changed.
+    :return: The compact model (same algorithm, fresh optimizers), acting as ``model`` does.
+    """
+    compact = copy.deepcopy(model)
+    keeps = compact_widths(compact)
+    activation = compact.policy.activation_fn()  # type: ignore[operator]
+    nets = prunable_nets(compact)
+    for net in nets:
+        shrink_(net, keeps[net.name], activation)
+    widths = {name: [int(k.sum()) for k in keep] for name, keep in keeps.items()}
+    policy_kwargs = {**compact.policy_kwargs, "net_arch": net_arch(compact, widths)}
+    policy = compact.policy_class(  # type: ignore[operator]
+        compact.observation_space, compact.action_space, compact.lr_schedule, **policy_kwargs
+    )
+    policy.load_state_dict(compact.policy.state_dict())
+    compact.policy = policy.to(compact.device)
+    compact.policy_kwargs = policy_kwargs
+    if hasattr(compact, "_create_aliases"):  # DQN, SAC, TD3 keep aliases of the policy's networks
+        compact._create_aliases()
+    return compact
+
+
+class DeployedPolicy(nn.Module):
+    """
+    ``model.predict(obs, deterministic=True)`` as one module: normalisation, deployed network, action post-processing.
+
+    :param model: The SB3 model (its policy is used, not copied).
+    :param vecnormalize: The run's VecNormalize statistics, if it normalised observations.
+    """
+
+    obs_mean: torch.Tensor
+    obs_scale: torch.Tensor
+    low: torch.Tensor
+    high: torch.Tensor
+
+    def __init__(self, model: BaseAlgorithm, vecnormalize: VecNormalize | None = None) -> None:
+        super().__init__()
+        policy = model.policy
+        if not isinstance(model.observation_space, spaces.Box):
+            raise ValueError(f"export needs a Box observation space, got {type(model.observation_space).__name__}")
+        if not isinstance(model.action_space, spaces.Box | spaces.Discrete):
+            raise ValueError(f"export needs a Box or Discrete action space, got {type(model.action_space).__name__}")
+        self.policy = policy
+        self.n_params = sum(p.numel() for p in prunable_nets(model)[0].parameters())  # the deployed network's
+        self.discrete = isinstance(model.action_space, spaces.Discrete)
+        normalize = vecnormalize is not None and vecnormalize.norm_obs
+        self.normalize = normalize
+        if normalize:
+            assert vecnormalize is not None
+            rms = vecnormalize.obs_rms
+            assert isinstance(rms, RunningMeanStd), "dict observations are not exported"
+            self.register_buffer("obs_mean", torch.as_tensor(np.asarray(rms.mean), dtype=torch.float32))
+            self.register_buffer(
+                "obs_scale", torch.as_tensor(np.sqrt(np.asarray(rms.var) + vecnormalize.epsilon), dtype=torch.float32)
+            )
+            self.clip_obs = float(vecnormalize.clip_obs)
+        if not self.discrete:
+            space = model.action_space
+            assert isinstance(space, spaces.Box)
+            self.register_buffer("low", torch.as_tensor(space.low, dtype=torch.float32))
+            self.register_buffer("high", torch.as_tensor(space.high, dtype=torch.float32))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """
+        :param obs: Raw observations, ``(batch, *obs_shape)``, float32.
+        :return: Actions as ``predict`` returns them: ``(batch,)`` int64 (discrete) or ``(batch, *action_shape)``.
+        """
+        if self.normalize:
+            obs = torch.clamp((obs - self.obs_mean) / self.obs_scale, -self.clip_obs, self.clip_obs)
+        policy = self.policy
+        obs = obs.flatten(1)
+        if isinstance(policy, ActorCriticPolicy):
+            features = policy.extract_features(obs)
+            latent = policy.mlp_extractor.forward_actor(features[0] if isinstance(features, tuple) else features)
+            out = policy.action_net(latent)
+            return out.argmax(dim=-1) if self.discrete else torch.maximum(torch.minimum(out, self.high), self.low)
+        if isinstance(policy, DQNPolicy):
+            return policy.q_net(obs).argmax(dim=-1)
+        if isinstance(policy, SACPolicy):
+            mean, _, _ = policy.actor.get_action_dist_params(obs)
+            return self.low + 0.5 * (torch.tanh(mean) + 1.0) * (self.high - self.low)
+        if isinstance(policy, TD3Policy):
+            return self.low + 0.5 * (policy.actor(obs) + 1.0) * (self.high - self.low)
+        raise ValueError(f"no export for policy {type(policy).__name__}")
+
+
+def export_onnx(module: DeployedPolicy, path: str | Path) -> None:
+    """
+    Write ``module`` to ONNX with a dynamic batch size: input ``obs`` (float32), output ``action``.
+
+    :param module: The policy to export (put in evaluation mode).
+    :param path: The ``.onnx`` file to write.
+    """
+    module.eval()
+    obs_shape = module.policy.observation_space.shape
+    assert obs_shape is not None
+    example = torch.zeros(2, *obs_shape, dtype=torch.float32)
+    torch.onnx.export(
+        module,
+        (example,),
+        str(path),
+        input_names=["obs"],
+        output_names=["action"],
+        dynamic_shapes={"obs": {0: torch.export.Dim("batch")}},
+        dynamo=True,
+        verbose=False,
+    )
+
+
+def load_vecnormalize(path: str | Path, observation_space: Any) -> VecNormalize:
+    """
+    Read VecNormalize statistics without an environment (for export only: it can't step).
+
+    :param path: A ``vecnormalize.pkl``.
+    :param observation_space: The model's observation space.
+    :return: The statistics, as a VecNormalize object.
+    """
+    import pickle
+
+    with open(path, "rb") as f:
+        vecnormalize = pickle.load(f)
+    if not isinstance(vecnormalize, VecNormalize):
+        raise ValueError(f"{path} does not hold VecNormalize statistics")
+    if vecnormalize.observation_space.shape != observation_space.shape:
+        raise ValueError(f"{path} normalises observations of shape {vecnormalize.observation_space.shape}")
+    return vecnormalize
