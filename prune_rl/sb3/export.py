@@ -92,6 +92,7 @@ class DeployedPolicy(nn.Module):
     obs_scale: torch.Tensor
     low: torch.Tensor
     high: torch.Tensor
+    clip_obs: float
 
     def __init__(self, model: BaseAlgorithm, vecnormalize: VecNormalize | None = None) -> None:
         super().__init__()
