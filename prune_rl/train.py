@@ -15,14 +15,16 @@ from omegaconf import OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.logger import configure
+from stable_baselines3.common.logger import HParam, configure
 from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalization
 
 from prune_rl.config import ConfigError, TrainConfig
+from prune_rl.core import compact_weight_count
 from prune_rl.environment import action_kind, make_env
 from prune_rl.methods import Pruner
 from prune_rl.pruners import PRUNERS
 from prune_rl.registry import ACTION_SPACES, ALGOS, algo_kwargs
+from prune_rl.report.hparams import final_metrics, hparams
 from prune_rl.sb3.callback import PruningCallback
 from prune_rl.sb3.networks import net_arch, prunable_nets
 
@@ -176,6 +178,22 @@ def evaluate(model: BaseAlgorithm, cfg: TrainConfig, train_env: Any = None, vecn
     }
 
 
+def log_hparams(model: BaseAlgorithm, cfg: TrainConfig, results: dict[str, Any]) -> None:
+    """
+    Write the run's row of TensorBoard's HParams tab: its choices and its ``final/`` metrics, logged as scalars too.
+
+    :param model: The trained model (its logger writes to the run directory).
+    :param cfg: The run's config.
+    :param results: The run's ``results.json`` content.
+    """
+    dense_weights = compact_weight_count(prunable_nets(model)[0]) if results["sparsity"] is None else 0
+    metrics = final_metrics(results, dense_weights)
+    for tag, value in metrics.items():
+        model.logger.record(tag, value, exclude=("json", "csv"))  # progress.csv keeps the training's columns
+    model.logger.record("hparams", HParam(hparams(cfg), dict(metrics)), exclude=("stdout", "log", "json", "csv"))
+    model.logger.dump(model.num_timesteps)
+
+
 def run(cfg: TrainConfig, run_dir: str | Path) -> dict:
     """
     Train, save and evaluate one agent, writing everything into ``run_dir``.
@@ -258,6 +276,7 @@ def run(cfg: TrainConfig, run_dir: str | Path) -> dict:
         **(pruning.results() if pruning is not None else DENSE_RESULTS),
     }
     (run_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+    log_hparams(model, cfg, results)
     log.info(
         "%s: return %.1f +- %.1f over %d episodes, %.0f s",
         cfg.run_name,
