@@ -96,6 +96,25 @@ def export(
 
 
 @app.command()
+def report(
+    paths: Annotated[list[Path], typer.Argument(help="Run directories, or folders holding them (a multirun, outputs/).")],
+    out: Annotated[Path | None, typer.Option(help="Report folder (default: PATH/report for one PATH, else report).")] = None,
+) -> None:
+    """Tables (markdown, CSV) and plots (return, neurons kept, frontier) over any set of runs."""
+    from prune_rl.app import fail
+    from prune_rl.report import FILES, write_report
+
+    folder = out or (paths[0] / "report" if len(paths) == 1 else Path("report"))
+    try:
+        table = write_report(paths, folder)
+    except ValueError as exc:
+        fail(str(exc))
+    typer.echo(
+        f"{len(table)} rows over {sum(len(r['seeds'].split(',')) for r in table)} runs: {folder}/{{{', '.join(FILES)}}}"
+    )
+
+
+@app.command()
 def board(
     logdir: Annotated[Path, typer.Argument(help="Folder holding run directories.")] = Path("outputs"),
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 6006,

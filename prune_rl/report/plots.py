@@ -1,0 +1,119 @@
+"""The report's figures, one PNG each, with a panel per (env, algorithm):
+
+- ``returns.png``: the periodic evaluations' mean return over training, each method against dense, the mean over
+  seeds with a band of one standard deviation;
+- ``neurons.png``: the deployed network's alive neurons over training;
+- ``frontier.png``: the compression frontier, final return against the deployed network's kept weights (log
+  scale), one point per run, a line per method through its per-sparsity means, dense as a dashed line.
+
+Each ``*_series`` function returns the numbers its figure draws, so they can be checked without reading pixels.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import numpy as np
+
+from prune_rl.report.collect import RunRecord
+
+Series = dict[tuple[str, str], dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]
+
+
+def _panels(records: list[RunRecord]) -> dict[tuple[str, str], list[RunRecord]]:
+    panels: dict[tuple[str, str], list[RunRecord]] = {}
+    for record in records:
+        panels.setdefault((record.env, record.algo), []).append(record)
+    return panels
+
+
+def over_training(records: list[RunRecord], attr: str) -> Series:
+    """
+    Curves averaged over seeds: per panel and method, ``(timesteps, mean, std)``.
+
+    Seeds are aligned on the first run's timesteps (linear interpolation where they differ).
+
+    :param records: Runs.
+    :param attr: ``curve`` (return) or ``neurons`` (alive neurons of the deployed network).
+    :return: ``{(env, algo): {method: (x, mean, std)}}``, methods without data left out.
+    """
+    out: Series = {}
+    for panel, runs in _panels(records).items():
+        methods: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for run in runs:
+            x, y = getattr(run, attr)
+            if len(x):
+                methods.setdefault(run.method, []).append((x, y))
+        for method, curves in methods.items():
+            grid = curves[0][0]
+            ys = np.stack([np.interp(grid, x, y) for x, y in curves])
+            out.setdefault(panel, {})[method] = (grid, ys.mean(axis=0), ys.std(axis=0))
+    return out
+
+
+def frontier(records: list[RunRecord]) -> dict[tuple[str, str], dict[str, list[tuple[float, float]]]]:
+    """
+    :param records: Runs.
+    :return: ``{(env, algo): {method: [(kept weights, return) per run]}}`` sorted by kept weights; dense runs under
+        ``none`` with no kept weights known are left out (drawn as a line at their mean return).
+    """
+    out: dict[tuple[str, str], dict[str, list[tuple[float, float]]]] = {}
+    for panel, runs in _panels(records).items():
+        for run in runs:
+            if run.kept_weights is not None:
+                out.setdefault(panel, {}).setdefault(run.method, []).append((float(run.kept_weights), run.final_return))
+        for points in out.get(panel, {}).values():
+            points.sort()
+    return out
+
+
+def _figure(n: int):  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, n, figsize=(5.5 * n, 4), squeeze=False)
+    return plt, fig, axes[0]
+
+
+def plot_over_training(series: Series, path: Path, ylabel: str) -> None:
+    """Draw :func:`over_training`'s curves, a panel per (env, algo), and write ``path``."""
+    plt, fig, axes = _figure(max(len(series), 1))
+    for ax, (panel, methods) in zip(axes, sorted(series.items()), strict=False):
+        for method, (x, mean, std) in sorted(methods.items(), key=lambda kv: (kv[0] != "none", kv[0])):
+            style = {"color": "black", "linestyle": "--"} if method == "none" else {}
+            ax.plot(x, mean, label="dense" if method == "none" else method, **style)
+            ax.fill_between(x, mean - std, mean + std, alpha=0.2, color=style.get("color"))
+        ax.set(title=f"{panel[0]} ({panel[1]})", xlabel="timesteps", ylabel=ylabel)
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_frontier(records: list[RunRecord], path: Path) -> None:
+    """Draw :func:`frontier` (a line per method through its mean return per kept-weight count) and write ``path``."""
+    points = frontier(records)
+    dense = {
+        panel: statistics.fmean(r.final_return for r in runs if r.method == "none")
+        for panel, runs in _panels(records).items()
+        if any(r.method == "none" for r in runs)
+    }
+    panels = sorted(set(points) | set(dense))
+    plt, fig, axes = _figure(max(len(panels), 1))
+    for ax, panel in zip(axes, panels, strict=False):
+        for method, pts in sorted(points.get(panel, {}).items()):
+            kept, returns = np.array(pts).T
+            line = ax.scatter(kept, returns, s=14, alpha=0.6)
+            xs = np.unique(kept)
+            ax.plot(xs, [returns[kept == x].mean() for x in xs], color=line.get_facecolor()[0], label=method)
+        if panel in dense:
+            ax.axhline(dense[panel], color="black", linestyle="--", label="dense")
+        ax.set(title=f"{panel[0]} ({panel[1]})", xlabel="weights kept (deployed network)", ylabel="final return")
+        ax.set_xscale("log")
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,80 @@
+"""The pruned-vs-dense table: per task, algorithm and method, the final return over seeds and its ratio to dense.
+
+The ratio is the method's mean return over the dense runs' mean return of the same env, algorithm and budget
+(``-`` without dense runs there). Sparsity and kept weights are of the deployed network, averaged over seeds.
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from pathlib import Path
+
+from prune_rl.report.collect import RunRecord
+
+COLUMNS = ("env", "algo", "timesteps", "method", "seeds", "return", "std", "ratio", "neuron_sparsity", "weight_sparsity",
+           "kept_weights")  # fmt: skip
+
+
+def group_key(record: RunRecord) -> tuple[str, str, int, str]:
+    """:return: ``(env, algo, n_timesteps, method)``: the runs that differ only in their seed."""
+    return record.env, record.algo, record.n_timesteps, record.method
+
+
+def rows(records: list[RunRecord]) -> list[dict]:
+    """
+    :param records: Runs.
+    :return: One row per :func:`group_key`, dense first within each task, then by method name.
+    """
+    groups: dict[tuple[str, str, int, str], list[RunRecord]] = {}
+    for record in records:
+        groups.setdefault(group_key(record), []).append(record)
+    dense = {key[:3]: statistics.fmean(r.final_return for r in runs) for key, runs in groups.items() if key[3] == "none"}
+    out = []
+    for key in sorted(groups, key=lambda k: (k[0], k[1], k[2], k[3] != "none", k[3])):
+        runs = sorted(groups[key], key=lambda r: r.seed)
+        returns = [r.final_return for r in runs]
+        mean = statistics.fmean(returns)
+        reference = dense.get(key[:3])
+        kept = [r.kept_weights for r in runs if r.kept_weights is not None]
+        out.append({
+            "env": key[0], "algo": key[1], "timesteps": key[2], "method": key[3],
+            "seeds": ",".join(str(r.seed) for r in runs),
+            "return": round(mean, 2), "std": round(statistics.pstdev(returns), 2),
+            "ratio": round(mean / reference, 3) if reference not in (None, 0) else None,
+            "neuron_sparsity": round(statistics.fmean(r.neuron_sparsity for r in runs), 4),
+            "weight_sparsity": round(statistics.fmean(r.weight_sparsity for r in runs), 4),
+            "kept_weights": round(statistics.fmean(kept)) if kept else None,
+        })  # fmt: skip
+    return out
+
+
+def markdown(table: list[dict]) -> str:
+    """:return: The table in markdown, return as ``mean ± std``."""
+    head = [
+        "env",
+        "algo",
+        "timesteps",
+        "method",
+        "seeds",
+        "return",
+        "ratio",
+        "neuron sparsity",
+        "weight sparsity",
+        "kept weights",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in table:
+        cells = [row["env"], row["algo"], row["timesteps"], row["method"], row["seeds"], f"{row['return']} ± {row['std']}",
+                 row["ratio"] if row["ratio"] is not None else "-", row["neuron_sparsity"], row["weight_sparsity"],
+                 row["kept_weights"] if row["kept_weights"] is not None else "-"]  # fmt: skip
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(table: list[dict], path: Path) -> None:
+    """Write the rows to ``path`` with :data:`COLUMNS` as header."""
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(table)

@@ -1,0 +1,98 @@
+"""prune-rl report: tables and plots over any set of run directories; one clear line when there is none."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from prune_rl.cli import app
+from prune_rl.report import collect, write_report
+from prune_rl.report.plots import frontier, over_training
+
+from conftest import fast
+
+runner = CliRunner()
+
+
+def _run(root: Path, method: str, seed: int, final: float, curve: list[float], kept: int | None = None) -> Path:
+    """A run directory as `prune-rl train` writes it, with made-up numbers."""
+    path = root / f"{method}_{seed}"
+    path.mkdir(parents=True)
+    (path / "config.yaml").write_text("seed: 0\n")
+    sparsity = None
+    if kept is not None:
+        sparsity = {"pi": {"role": "policy", "neuron_sparsity": 0.9, "weight_sparsity": 0.99, "compact_weights": kept,
+                           "alive_per_layer": {"pi.0": 4, "pi.1": 4}}}  # fmt: skip
+        with (path / "progress.csv").open("w") as f:
+            f.write("time/total_timesteps,prune/alive/pi.0,prune/alive/pi.1\n100,64,64\n200,8,4\n300,4,4\n")
+    results = {"env_id": "CartPole-v1", "algo": "ppo", "pruning": method, "seed": seed, "n_timesteps": 300,
+               "eval": {"mean_return": final}, "sparsity": sparsity}  # fmt: skip
+    (path / "results.json").write_text(json.dumps(results))
+    np.savez(path / "evaluations.npz", timesteps=np.array([100, 200, 300]), results=np.array([[c, c] for c in curve]))
+    return path
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Path:
+    root = tmp_path / "multirun"
+    _run(root, "none", 0, 400.0, [100, 200, 400])
+    _run(root, "none", 1, 500.0, [100, 300, 500])
+    _run(root, "dsp", 0, 450.0, [50, 250, 450], kept=30)
+    _run(root, "dsp", 1, 350.0, [50, 150, 350], kept=40)
+    (root / "not_a_run").mkdir()
+    return root
+
+
+def test_the_table_gives_mean_std_and_the_ratio_to_dense_over_seeds(runs: Path, tmp_path: Path) -> None:
+    write_report([runs], tmp_path / "report")
+    with (tmp_path / "report" / "results.csv").open() as f:
+        dense, dsp = list(csv.DictReader(f))
+    assert (dense["method"], dense["seeds"], dense["return"], dense["std"], dense["ratio"]) == (
+        "none",
+        "0,1",
+        "450.0",
+        "50.0",
+        "1.0",
+    )
+    assert (dsp["method"], dsp["return"], dsp["ratio"], dsp["kept_weights"]) == ("dsp", "400.0", "0.889", "35")
+    text = (tmp_path / "report" / "results.md").read_text()
+    assert "| CartPole-v1 | ppo | 300 | dsp | 0,1 | 400.0 ± 50.0 | 0.889 | 0.9 | 0.99 | 35 |" in text
+
+
+def test_the_plots_draw_the_runs_numbers(runs: Path, tmp_path: Path) -> None:
+    records = collect([runs])
+    returns = over_training(records, "curve")[("CartPole-v1", "ppo")]
+    np.testing.assert_allclose(returns["none"][1], [100, 250, 450])
+    np.testing.assert_allclose(returns["dsp"][2], [0, 50, 50])  # the band: one std over seeds
+    neurons = over_training(records, "neurons")[("CartPole-v1", "ppo")]
+    assert set(neurons) == {"dsp"} and list(neurons["dsp"][1]) == [128, 12, 8]
+    assert frontier(records)[("CartPole-v1", "ppo")] == {"dsp": [(30.0, 450.0), (40.0, 350.0)]}
+    write_report([runs], tmp_path / "report")
+    import matplotlib.image
+
+    for name in ("returns.png", "neurons.png", "frontier.png"):
+        pixels = matplotlib.image.imread(tmp_path / "report" / name)
+        assert pixels.shape[0] > 100 and pixels.std() > 0.05  # drawn, not blank
+
+
+def test_report_reads_real_runs_through_the_cli(tmp_path: Path) -> None:
+    for pruning in ("none", "l1_structured"):
+        result = runner.invoke(
+            app, ["train", *fast("ppo", "cartpole", pruning), f"hydra.run.dir={tmp_path / 'runs' / pruning}"]
+        )
+        assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["report", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    assert "2 rows over 2 runs" in result.output
+    rows = list(csv.DictReader((tmp_path / "runs" / "report" / "results.csv").open()))
+    assert [r["method"] for r in rows] == ["none", "l1_structured"] and float(rows[1]["weight_sparsity"]) > 0.5
+
+
+def test_report_refuses_a_folder_without_runs_in_one_line(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and f"no run directory (with results.json and config.yaml) under {tmp_path}" in result.output
+    result = runner.invoke(app, ["report", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "does not exist" in result.output
