@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from prune_rl.report.collect import RunRecord, collect, find_runs, read_run
@@ -11,7 +12,7 @@ from prune_rl.report.tables import markdown, rows, write_csv
 FILES = ("results.md", "results.csv", "returns.png", "neurons.png", "frontier.png")
 
 
-def write_report(paths: list[str | Path], out: str | Path) -> list[dict]:
+def write_report(paths: Sequence[str | Path], out: str | Path) -> list[dict]:
     """
     Write the report of every run under ``paths`` into ``out``: the table (markdown and CSV) and the three plots.
 

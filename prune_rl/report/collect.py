@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ class RunRecord:
     neurons: tuple[np.ndarray, np.ndarray] = field(default_factory=lambda: (np.empty(0), np.empty(0)))
 
 
-def find_runs(paths: list[str | Path]) -> list[Path]:
+def find_runs(paths: Sequence[str | Path]) -> list[Path]:
     """
     :param paths: Folders (searched recursively) or run directories.
     :return: Every run directory found, sorted, each once.
@@ -114,6 +115,6 @@ def read_run(run: Path) -> RunRecord:
     return record
 
 
-def collect(paths: list[str | Path]) -> list[RunRecord]:
+def collect(paths: Sequence[str | Path]) -> list[RunRecord]:
     """:return: The records of every run directory under ``paths`` (see :func:`find_runs`)."""
     return [read_run(run) for run in find_runs(paths)]
