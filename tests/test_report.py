@@ -21,7 +21,7 @@ def _run(root: Path, method: str, seed: int, final: float, curve: list[float], k
     """A run directory as `prune-rl train` writes it, with made-up numbers."""
     path = root / f"{method}_{seed}"
     path.mkdir(parents=True)
-    (path / "config.yaml").write_text("seed: 0\n")
+    (path / "config.yaml").write_text("seed: 0\n" + ("pruning:\n  sparsity: 0.9\n" if kept is not None else ""))
     sparsity = None
     if kept is not None:
         sparsity = {"pi": {"role": "policy", "neuron_sparsity": 0.9, "weight_sparsity": 0.99, "compact_weights": kept,
@@ -57,9 +57,15 @@ def test_the_table_gives_mean_std_and_the_ratio_to_dense_over_seeds(runs: Path, 
         "50.0",
         "1.0",
     )
-    assert (dsp["method"], dsp["return"], dsp["ratio"], dsp["kept_weights"]) == ("dsp", "400.0", "0.889", "35")
+    assert (dsp["method"], dsp["target"], dsp["return"], dsp["ratio"], dsp["kept_weights"]) == (
+        "dsp",
+        "0.9",
+        "400.0",
+        "0.889",
+        "35",
+    )
     text = (tmp_path / "report" / "results.md").read_text()
-    assert "| CartPole-v1 | ppo | 300 | dsp | 0,1 | 400.0 ± 50.0 | 0.889 | 0.9 | 0.99 | 35 |" in text
+    assert "| CartPole-v1 | ppo | 300 | dsp | 0.9 | 0,1 | 400.0 ± 50.0 | 0.889 | 0.9 | 0.99 | 35 |" in text
 
 
 def test_the_plots_draw_the_runs_numbers(runs: Path, tmp_path: Path) -> None:

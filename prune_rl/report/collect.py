@@ -27,6 +27,7 @@ class RunRecord:
     :param env: Gymnasium id.
     :param algo: Algorithm name.
     :param method: The ``pruning`` option (``none`` for dense runs).
+    :param target: Its target sparsity of the deployed network (``pruning.sparsity``; ``None`` for dense runs).
     :param seed: Seed.
     :param n_timesteps: Training budget.
     :param final_return: Mean return of the final evaluation.
@@ -41,6 +42,7 @@ class RunRecord:
     env: str
     algo: str
     method: str
+    target: float | None
     seed: int
     n_timesteps: int
     final_return: float
@@ -83,6 +85,15 @@ def _neurons(run: Path, layers: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return np.array(steps), np.array(alive)
 
 
+def _target(run: Path) -> float | None:
+    """The run's ``pruning.sparsity`` from its ``config.yaml`` (``None`` if absent)."""
+    import yaml
+
+    config = yaml.safe_load((run / "config.yaml").read_text()) or {}
+    value = (config.get("pruning") or {}).get("sparsity")
+    return float(value) if isinstance(value, int | float) else None
+
+
 def read_run(run: Path) -> RunRecord:
     """
     :param run: A run directory.
@@ -96,11 +107,12 @@ def read_run(run: Path) -> RunRecord:
             env=results["env_id"],
             algo=results["algo"],
             method=results.get("pruning", "none"),
+            target=_target(run) if results.get("sparsity") else None,
             seed=int(results["seed"]),
             n_timesteps=int(results["n_timesteps"]),
             final_return=float(results["eval"]["mean_return"]),
         )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"{run / RESULTS_FILE} does not read as a run's results ({exc})") from None
     deployed = next((s for s in (results.get("sparsity") or {}).values() if s.get("role") == "policy"), None)
     if deployed is not None:

@@ -12,13 +12,16 @@ from pathlib import Path
 
 from prune_rl.report.collect import RunRecord
 
-COLUMNS = ("env", "algo", "timesteps", "method", "seeds", "return", "std", "ratio", "neuron_sparsity", "weight_sparsity",
-           "kept_weights")  # fmt: skip
+COLUMNS = ("env", "algo", "timesteps", "method", "target", "seeds", "return", "std", "ratio", "neuron_sparsity",
+           "weight_sparsity", "kept_weights")  # fmt: skip
 
 
-def group_key(record: RunRecord) -> tuple[str, str, int, str]:
-    """:return: ``(env, algo, n_timesteps, method)``: the runs that differ only in their seed."""
-    return record.env, record.algo, record.n_timesteps, record.method
+Key = tuple[str, str, int, str, float]
+
+
+def group_key(record: RunRecord) -> Key:
+    """:return: ``(env, algo, n_timesteps, method, target sparsity)``: the runs that differ only in their seed."""
+    return record.env, record.algo, record.n_timesteps, record.method, record.target if record.target is not None else 0.0
 
 
 def rows(records: list[RunRecord]) -> list[dict]:
@@ -26,12 +29,12 @@ def rows(records: list[RunRecord]) -> list[dict]:
     :param records: Runs.
     :return: One row per :func:`group_key`, dense first within each task, then by method name.
     """
-    groups: dict[tuple[str, str, int, str], list[RunRecord]] = {}
+    groups: dict[Key, list[RunRecord]] = {}
     for record in records:
         groups.setdefault(group_key(record), []).append(record)
     dense = {key[:3]: statistics.fmean(r.final_return for r in runs) for key, runs in groups.items() if key[3] == "none"}
     out = []
-    for key in sorted(groups, key=lambda k: (k[0], k[1], k[2], k[3] != "none", k[3])):
+    for key in sorted(groups, key=lambda k: (k[0], k[1], k[2], k[3] != "none", k[3], k[4])):
         runs = sorted(groups[key], key=lambda r: r.seed)
         returns = [r.final_return for r in runs]
         mean = statistics.fmean(returns)
@@ -39,6 +42,7 @@ def rows(records: list[RunRecord]) -> list[dict]:
         kept = [r.kept_weights for r in runs if r.kept_weights is not None]
         out.append({
             "env": key[0], "algo": key[1], "timesteps": key[2], "method": key[3],
+            "target": key[4] if key[3] != "none" else None,
             "seeds": ",".join(str(r.seed) for r in runs),
             "return": round(mean, 2), "std": round(statistics.pstdev(returns), 2),
             "ratio": round(mean / reference, 3) if reference not in (None, 0) else None,
@@ -51,24 +55,14 @@ def rows(records: list[RunRecord]) -> list[dict]:
 
 def markdown(table: list[dict]) -> str:
     """:return: The table in markdown, return as ``mean ± std``."""
-    head = [
-        "env",
-        "algo",
-        "timesteps",
-        "method",
-        "seeds",
-        "return",
-        "ratio",
-        "neuron sparsity",
-        "weight sparsity",
-        "kept weights",
-    ]
+    head = ["env", "algo", "timesteps", "method", "target", "seeds", "return", "ratio", "neuron sparsity",
+            "weight sparsity", "kept weights"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in table:
-        cells = [row["env"], row["algo"], row["timesteps"], row["method"], row["seeds"], f"{row['return']} ± {row['std']}",
-                 row["ratio"] if row["ratio"] is not None else "-", row["neuron_sparsity"], row["weight_sparsity"],
-                 row["kept_weights"] if row["kept_weights"] is not None else "-"]  # fmt: skip
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+        cells = [row["env"], row["algo"], row["timesteps"], row["method"], row["target"], row["seeds"],
+                 f"{row['return']} ± {row['std']}", row["ratio"], row["neuron_sparsity"], row["weight_sparsity"],
+                 row["kept_weights"]]  # fmt: skip
+        lines.append("| " + " | ".join("-" if c is None else str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
