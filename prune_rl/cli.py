@@ -84,12 +84,11 @@ def export(
 ) -> None:
     """Write RUN_DIR/export/: a compact SB3 model, an ONNX policy and their cost against the dense policy."""
     from prune_rl.app import fail
-    from prune_rl.config import ConfigError
     from prune_rl.deploy import EXPORT_DIR, export_run, summary_line
 
     try:
         card = export_run(run_dir, threads=threads)
-    except (ConfigError, FileNotFoundError) as exc:
+    except (ValueError, OSError) as exc:  # ConfigError (not a run, a corrupt file), a policy export cannot handle
         fail(str(exc))
     typer.echo(summary_line(card))
     typer.echo(f"written: {run_dir / EXPORT_DIR}/{{compact.zip, policy.onnx, cost.json}}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import shutil
 import tempfile
 import warnings
@@ -95,7 +96,10 @@ def export_run(run_dir: str | Path, threads: int = 1, n_states: int = 2000, min_
     if cfg.env.normalize:
         if not (run_dir / VECNORMALIZE_FILE).is_file():
             raise ConfigError(f"{run_dir} trained with env.normalize but {VECNORMALIZE_FILE} is missing")
-        vecnormalize = load_vecnormalize(run_dir / VECNORMALIZE_FILE, model.observation_space)
+        try:
+            vecnormalize = load_vecnormalize(run_dir / VECNORMALIZE_FILE, model.observation_space)
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError) as exc:
+            raise ConfigError(f"{run_dir / VECNORMALIZE_FILE} does not load ({str(exc).splitlines()[0]})") from None
 
     out = run_dir / EXPORT_DIR
     out.mkdir(exist_ok=True)

@@ -16,6 +16,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import HParam, configure
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalization
 
 from prune_rl.config import ConfigError, TrainConfig
@@ -103,7 +104,8 @@ def start_from_run(model: BaseAlgorithm, env: Any, cfg: TrainConfig, run_dir: st
     :param cfg: This run's config.
     :param run_dir: The earlier run directory.
     :return: The timesteps it stands for (``begin * n_timesteps``), where training resumes.
-    :raises ConfigError: If it is not a run directory, or trained another algorithm, task or network shape.
+    :raises ConfigError: If it is not a run directory, or trained another algorithm, task, normalisation or network
+        shape, or the algorithm is off-policy (the replay buffer is not saved with a run).
     """
     run_dir = Path(run_dir)
     where = f"pruning.from_run={run_dir}"
@@ -117,6 +119,10 @@ def start_from_run(model: BaseAlgorithm, env: Any, cfg: TrainConfig, run_dir: st
         raise ConfigError(f"{where}: config.yaml does not read ({str(exc).splitlines()[0]})") from None
     if trained != (cfg.algo.name, cfg.env.id):
         raise ConfigError(f"{where} trained {trained[0]} on {trained[1]}, not {cfg.algo.name} on {cfg.env.id}")
+    if bool(OmegaConf.select(earlier, "env.normalize")) != cfg.env.normalize:
+        raise ConfigError(f"{where} trained with env.normalize={not cfg.env.normalize}, this run has {cfg.env.normalize}")
+    if isinstance(model, OffPolicyAlgorithm):  # its replay buffer is not saved: the run would restart it empty
+        raise ConfigError(f"pruning.from_run needs an on-policy algorithm (ppo, a2c), not {cfg.algo.name}")
     try:
         model.set_parameters(str(run_dir / MODEL_FILE), exact_match=True, device=model.device)
     except Exception as exc:  # a corrupt zip or other network shapes

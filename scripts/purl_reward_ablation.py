@@ -4,7 +4,8 @@ For each trained run directory given (dense runs, e.g. ``outputs/compare/runs/*_
 is searched by :func:`prune_rl.sb3.purl.search` with ``reward=step`` (PuRL) and ``reward=episode`` (AMC), with
 several seeds of the pruning agent, on the same stored states: ``--states`` states visited by the trained agent
 acting deterministically on an env seeded apart from training and evaluation. Only the search runs (no recovery,
-no RL training), so only the reward differs between the two arms.
+no RL training), so only the reward differs between the two arms. For PPO, A2C and DQN runs (the stored states
+have no actions, which SAC's and TD3's critics would need).
 
 A search "reaches" the target when the best fidelity it has found is at least ``--level`` times the best fidelity
 any search (either reward, any seed) found for that network, sparsity and number of passes. Reported per reward:

@@ -184,3 +184,27 @@ def test_purl_prunes_off_policy_agents(algo: str, env: str, option: str, tmp_pat
     assert results["pruning_events"] == 1 and results["pruning_summary"]["search_episodes"] == 5
     deployed = next(iter(results["sparsity"].values()))
     assert deployed["role"] == "policy" and deployed["weight_sparsity"] >= 0.5
+
+
+def test_from_run_refuses_an_off_policy_agent_whose_replay_buffer_is_not_saved(tmp_path: Path) -> None:
+    dense = tmp_path / "dense"
+    result = runner.invoke(app, ["train", *fast("dqn", "cartpole", "none"), f"hydra.run.dir={dense}"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["train", *fast("dqn", "cartpole", "purl"), f"pruning.from_run={dense}",
+                                 f"hydra.run.dir={tmp_path / 'out'}"])  # fmt: skip
+    assert result.exit_code == 2 and "pruning.from_run needs an on-policy algorithm (ppo, a2c), not dqn" in result.output
+
+
+def test_a_search_leaves_the_training_random_streams_as_they_were() -> None:
+    import random
+
+    env = PruningEnv(_subject(), n_remove=10)  # (building the tiny policy seeds torch itself)
+    torch.manual_seed(7)
+    np.random.seed(7)
+    random.seed(7)
+    expected = (torch.rand(1).item(), np.random.rand(), random.random())
+    torch.manual_seed(7)
+    np.random.seed(7)
+    random.seed(7)
+    search(env, PuRLConfig(name="purl", episodes=8, begin=0.5, end=1.0), seed=0)
+    assert (torch.rand(1).item(), np.random.rand(), random.random()) == expected

@@ -72,9 +72,9 @@ def test_the_plots_draw_the_runs_numbers(runs: Path, tmp_path: Path) -> None:
     records = collect([runs])
     returns = over_training(records, "curve")[("CartPole-v1", "ppo")]
     np.testing.assert_allclose(returns["none"][1], [100, 250, 450])
-    np.testing.assert_allclose(returns["dsp"][2], [0, 50, 50])  # the band: one std over seeds
+    np.testing.assert_allclose(returns["dsp@0.9"][2], [0, 50, 50])  # the band: one std over seeds
     neurons = over_training(records, "neurons")[("CartPole-v1", "ppo")]
-    assert set(neurons) == {"dsp"} and list(neurons["dsp"][1]) == [128, 12, 8]
+    assert set(neurons) == {"dsp@0.9"} and list(neurons["dsp@0.9"][1]) == [128, 12, 8]
     assert frontier(records)[("CartPole-v1", "ppo")] == {"dsp": [(30.0, 450.0), (40.0, 350.0)]}
     write_report([runs], tmp_path / "report")
     import matplotlib.image

@@ -112,18 +112,18 @@ def read_run(run: Path) -> RunRecord:
             n_timesteps=int(results["n_timesteps"]),
             final_return=float(results["eval"]["mean_return"]),
         )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"{run / RESULTS_FILE} does not read as a run's results ({exc})") from None
-    deployed = next((s for s in (results.get("sparsity") or {}).values() if s.get("role") == "policy"), None)
-    if deployed is not None:
-        record.neuron_sparsity = float(deployed["neuron_sparsity"])
-        record.weight_sparsity = float(deployed["weight_sparsity"])
-        record.kept_weights = int(deployed["compact_weights"])
-        record.neurons = _neurons(run, list(deployed.get("alive_per_layer", {})))
-    evaluations = run / "evaluations.npz"
-    if evaluations.is_file():
-        data = np.load(evaluations)
-        record.curve = (data["timesteps"].astype(float), data["results"].mean(axis=1))
+        deployed = next((s for s in (results.get("sparsity") or {}).values() if s.get("role") == "policy"), None)
+        if deployed is not None:
+            record.neuron_sparsity = float(deployed["neuron_sparsity"])
+            record.weight_sparsity = float(deployed["weight_sparsity"])
+            record.kept_weights = int(deployed["compact_weights"])
+            record.neurons = _neurons(run, list(deployed.get("alive_per_layer", {})))
+        evaluations = run / "evaluations.npz"
+        if evaluations.is_file():
+            data = np.load(evaluations)
+            record.curve = (data["timesteps"].astype(float), data["results"].mean(axis=1))
+    except Exception as exc:  # any unreadable file of the run (JSON, YAML, CSV, npz): one line naming the run
+        raise ValueError(f"{run} does not read as a run ({type(exc).__name__}: {exc})") from None
     return record
 
 

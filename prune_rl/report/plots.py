@@ -21,6 +21,11 @@ from prune_rl.report.collect import RunRecord
 Series = dict[tuple[str, str], dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]
 
 
+def label(record: RunRecord) -> str:
+    """:return: The run's line in a plot: its method, and its target sparsity for pruned runs (``dsp@0.95``)."""
+    return record.method if record.target is None or record.method == "none" else f"{record.method}@{record.target:g}"
+
+
 def _panels(records: list[RunRecord]) -> dict[tuple[str, str], list[RunRecord]]:
     panels: dict[tuple[str, str], list[RunRecord]] = {}
     for record in records:
@@ -32,11 +37,12 @@ def over_training(records: list[RunRecord], attr: str) -> Series:
     """
     Curves averaged over seeds: per panel and method, ``(timesteps, mean, std)``.
 
-    Seeds are aligned on the first run's timesteps (linear interpolation where they differ).
+    Runs are grouped by :func:`label` (method and target sparsity); seeds are aligned on the first run's timesteps
+    (linear interpolation where they differ).
 
     :param records: Runs.
     :param attr: ``curve`` (return) or ``neurons`` (alive neurons of the deployed network).
-    :return: ``{(env, algo): {method: (x, mean, std)}}``, methods without data left out.
+    :return: ``{(env, algo): {label: (x, mean, std)}}``, labels without data left out.
     """
     out: Series = {}
     for panel, runs in _panels(records).items():
@@ -44,7 +50,7 @@ def over_training(records: list[RunRecord], attr: str) -> Series:
         for run in runs:
             x, y = getattr(run, attr)
             if len(x):
-                methods.setdefault(run.method, []).append((x, y))
+                methods.setdefault(label(run), []).append((x, y))
         for method, curves in methods.items():
             grid = curves[0][0]
             ys = np.stack([np.interp(grid, x, y) for x, y in curves])
@@ -63,6 +69,7 @@ def frontier(records: list[RunRecord]) -> dict[tuple[str, str], dict[str, list[t
         for run in runs:
             if run.kept_weights is not None:
                 out.setdefault(panel, {}).setdefault(run.method, []).append((float(run.kept_weights), run.final_return))
+        # (a frontier's line joins a method's targets: its points are kept apart by their kept weights)
         for points in out.get(panel, {}).values():
             points.sort()
     return out

@@ -13,6 +13,7 @@ recovery). Value and critic networks are not searched: they are cut once, by mag
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,6 +140,9 @@ def search(env: PruningEnv, cfg: PuRLConfig, seed: int, log_dir: Path | None = N
     """
     Train the pruning agent for ``cfg.episodes`` episodes, then run it once deterministically.
 
+    The training's random streams are left as they were: SB3 seeds Python's, NumPy's and torch's global generators
+    when it builds the agent, so their states are restored afterwards.
+
     :param env: The pruning environment.
     :param cfg: PuRL's configuration.
     :param seed: Seed of the agent.
@@ -146,6 +150,17 @@ def search(env: PruningEnv, cfg: PuRLConfig, seed: int, log_dir: Path | None = N
     :return: ``agent_fidelity`` (of the deterministic episode), ``seconds``; the best episode is read from ``env``.
     """
     start = time.perf_counter()
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()  # SB3 seeds the global generators
+    try:
+        found = _search(env, cfg, seed, log_dir)
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+    return {**found, "seconds": time.perf_counter() - start}
+
+
+def _search(env: PruningEnv, cfg: PuRLConfig, seed: int, log_dir: Path | None) -> dict[str, Any]:
     kwargs = {**agent_defaults(cfg.agent, env.horizon, cfg.episodes), **cfg.agent_kwargs}
     agent = AGENTS[cfg.agent]("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **kwargs)
     if log_dir is not None:
@@ -156,7 +171,7 @@ def search(env: PruningEnv, cfg: PuRLConfig, seed: int, log_dir: Path | None = N
     while not done:
         action, _ = agent.predict(obs, deterministic=True)
         obs, _, done, _, info = env.step(np.asarray(action))
-    return {"agent_fidelity": float(info["fidelity"]), "seconds": time.perf_counter() - start}
+    return {"agent_fidelity": float(info["fidelity"])}
 
 
 class PuRLMixin:
@@ -273,7 +288,7 @@ class PuRLPruner(PuRLMixin, StructuredPruner):
         return total - max(n_kept(self.cfg.sparsity, total), sum(subject.floors))
 
     def _set_masks(self, net: PrunableNet, masks: list[torch.Tensor]) -> None:
-        self.cut_(net, masks, [])
+        self.cut_(net, [keep.to(layer.producer.weight.device) for keep, layer in zip(masks, net.layers, strict=True)], [])
 
     def _cut_value(self, net: PrunableNet) -> None:
         scores = magnitude_importance(net.layers)
