@@ -199,7 +199,9 @@ class PuRLMixin:
         raise NotImplementedError
 
     def _n_remove(self, subject: Subject) -> int:
-        raise NotImplementedError
+        """:return: Units to remove: ``sparsity`` of them, as far as the layers' floors allow."""
+        total = sum(subject.sizes)
+        return total - max(n_kept(self.cfg.sparsity, total), sum(subject.floors))
 
     def _set_masks(self, net: PrunableNet, masks: list[torch.Tensor]) -> None:
         raise NotImplementedError
@@ -283,10 +285,6 @@ class PuRLPruner(PuRLMixin, StructuredPruner):
     def _subject(self, net: PrunableNet, probe: ProbeFn) -> Subject:
         return NeuronSubject(net, probe, self.cfg.min_neurons, self.cfg.importance)
 
-    def _n_remove(self, subject: Subject) -> int:
-        total = sum(subject.sizes)
-        return total - max(n_kept(self.cfg.sparsity, total), sum(subject.floors))
-
     def _set_masks(self, net: PrunableNet, masks: list[torch.Tensor]) -> None:
         self.cut_(net, [keep.to(layer.producer.weight.device) for keep, layer in zip(masks, net.layers, strict=True)], [])
 
@@ -318,10 +316,6 @@ class PuRLWeightPruner(PuRLMixin, MagnitudePruner):
 
     def _subject(self, net: PrunableNet, probe: ProbeFn) -> Subject:
         return WeightSubject(net, probe, self.cfg.min_weights)
-
-    def _n_remove(self, subject: Subject) -> int:
-        total = sum(subject.sizes)
-        return total - max(weight_quota(self.cfg.sparsity, total), sum(subject.floors))
 
     def _set_masks(self, net: PrunableNet, masks: list[torch.Tensor]) -> None:
         for mask, keep in zip(self.weight_masks[net.name], masks, strict=True):
