@@ -184,6 +184,41 @@ def evaluate(model: BaseAlgorithm, cfg: TrainConfig, train_env: Any = None, vecn
     }
 
 
+def provenance(model: BaseAlgorithm) -> dict[str, Any]:
+    """
+    What reproduces a run besides its config: versions, the git commit of the code, the device it trained on.
+
+    :param model: The trained model.
+    :return: ``versions`` (prune_rl, python, torch, stable_baselines3, gymnasium, numpy), ``git_commit`` (``None``
+        outside a git checkout; ``+dirty`` when it had uncommitted changes) and ``device``.
+    """
+    import platform
+    import subprocess
+
+    import gymnasium
+    import stable_baselines3
+
+    import prune_rl
+
+    root = Path(prune_rl.__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True,
+                               text=True, timeout=10)  # fmt: skip
+        git_commit = commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if commit.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        git_commit = None
+    versions = {
+        "prune_rl": prune_rl.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "stable_baselines3": stable_baselines3.__version__,
+        "gymnasium": gymnasium.__version__,
+        "numpy": np.__version__,
+    }
+    return {"versions": versions, "git_commit": git_commit or None, "device": str(model.device)}
+
+
 def log_hparams(model: BaseAlgorithm, cfg: TrainConfig, results: dict[str, Any]) -> None:
     """
     Write the run's row of TensorBoard's HParams tab: its choices and its ``final/`` metrics, logged as scalars too.
@@ -280,6 +315,7 @@ def run(cfg: TrainConfig, run_dir: str | Path) -> dict:
         "eval": final,
         # of training: pruning events, the method's own figures, sparsity per network (dense: none)
         **(pruning.results() if pruning is not None else DENSE_RESULTS),
+        **provenance(model),
     }
     (run_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
     log_hparams(model, cfg, results)

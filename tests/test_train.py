@@ -38,6 +38,10 @@ def test_valid_pair_trains_and_writes_a_loadable_run(algo: str, env: str, tmp_pa
     assert (tmp_path / "vecnormalize.pkl").is_file() == cfg.env.normalize
     assert list(tmp_path.glob("events.out.tfevents.*")), "TensorBoard events missing"
     assert (tmp_path / "evaluations.npz").is_file(), "periodic evaluation missing"
+    import stable_baselines3
+
+    assert on_disk["versions"]["stable_baselines3"] == stable_baselines3.__version__ and on_disk["device"] == "cpu"
+    assert on_disk["git_commit"] is None or len(on_disk["git_commit"].split("+")[0]) == 40
 
 
 @pytest.mark.parametrize(("algo", "env"), [("dqn", "hopper"), ("sac", "cartpole"), ("td3", "lunarlander")])
