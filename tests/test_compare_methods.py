@@ -3,50 +3,47 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 from conftest import load_script
 
 
-def _record(method: str, seed: int, ret: float, env: str = "CartPole-v1", kept: int | None = 27) -> dict:
-    return {
-        "env": env,
-        "algo": "ppo",
-        "timesteps": 100000,
-        "method": method,
-        "seed": seed,
-        "eval_episodes": 10,
-        "return": ret,
-        "policy_neuron_sparsity": 0.0 if method == "none" else 0.953,
-        "policy_weight_sparsity": 0.0 if method == "none" else 0.994,
-        "policy_kept_weights": None if method == "none" else kept,
-        "value_weight_sparsity": 0.0 if method == "none" else 0.732,
-    }
+def _run(root: Path, method: str, seed: int, ret: float, env: str = "CartPole-v1", kept: int | None = 27) -> None:
+    """A finished run directory as the script trains it, with made-up numbers."""
+    path = root / "runs" / f"{env.split('-')[0].lower()}__ppo__{method}__seed{seed}"
+    path.mkdir(parents=True)
+    pruned = method != "none"
+    (path / "config.yaml").write_text("seed: 0\n" + ("pruning:\n  sparsity: 0.95\n" if pruned else ""))
+    sparsity = {"pi": {"role": "policy", "neuron_sparsity": 0.953, "weight_sparsity": 0.994, "compact_weights": kept}}
+    results = {"env_id": env, "algo": "ppo", "pruning": method.split("@")[0], "seed": seed, "n_timesteps": 100000,
+               "eval": {"mean_return": ret}, "sparsity": sparsity if pruned else None}  # fmt: skip
+    (path / "results.json").write_text(json.dumps(results))
 
 
-def test_rows_put_every_method_beside_dense_of_its_own_task(tmp_path: Path) -> None:
+def test_the_table_puts_every_method_beside_dense_of_its_own_task(tmp_path: Path) -> None:
     compare = load_script("compare_methods")
-    records = [
-        _record("scratch", 0, 300.0),
-        _record("none", 0, 400.0),
-        _record("none", 1, 600.0),
-        _record("dsp", 0, 450.0),
-        _record("dsp", 1, 550.0),
-        _record("none", 0, 100.0, env="LunarLander-v3"),
-        _record("magnitude", 0, 50.0, env="LunarLander-v3", kept=26),
-    ]
-    rows = compare.rows(records)
+    _run(tmp_path, "scratch", 0, 300.0)
+    _run(tmp_path, "none", 0, 400.0)
+    _run(tmp_path, "none", 1, 600.0)
+    _run(tmp_path, "dsp", 0, 450.0)
+    _run(tmp_path, "dsp", 1, 550.0)
+    _run(tmp_path, "dsp@strength=0", 0, 200.0)
+    _run(tmp_path, "none", 0, 100.0, env="LunarLander-v3")
+    _run(tmp_path, "magnitude", 0, 50.0, env="LunarLander-v3", kept=26)
+    rows = compare.table(tmp_path, eval_episodes=None)
     assert [(r["env"], r["method"]) for r in rows] == [
         ("CartPole-v1", "none"),
         ("CartPole-v1", "dsp"),
+        ("CartPole-v1", "dsp@strength=0"),  # an ablation spec is a row of its own
         ("CartPole-v1", "scratch"),
         ("LunarLander-v3", "none"),
         ("LunarLander-v3", "magnitude"),
     ]
     dsp = rows[1]
-    assert (dsp["seeds"], dsp["return"], dsp["ratio"], dsp["policy_kept_weights"]) == ("0,1", "500.0 ± 70.7", "1.000", "27")
-    assert rows[2]["ratio"] == "0.600" and rows[0]["policy_kept_weights"] == "-"
-    assert rows[4]["ratio"] == "0.500"  # against LunarLander's dense, not CartPole's
+    assert (dsp["seeds"], dsp["return"], dsp["std"], dsp["ratio"], dsp["kept_weights"]) == ("0,1", 500.0, 50.0, 1.0, 27)
+    assert rows[3]["ratio"] == 0.6 and rows[0]["kept_weights"] is None
+    assert rows[5]["ratio"] == 0.5  # against LunarLander's dense, not CartPole's
     out = tmp_path / "methods.md"
     compare.write(rows, out, "the command")
     assert out.read_text().startswith("<!-- written by: the command -->")
