@@ -157,6 +157,16 @@ def test_purl_prunes_a_trained_run_from_its_directory(tmp_path: Path) -> None:
     pi = model.policy.mlp_extractor.policy_net[0]
     assert int((pi.weight.abs().sum(1) > 0).sum()) == summary["kept"]["pi.0"]
     assert (out / "purl" / "progress.csv").is_file()  # the pruning agent's own log
+    from prune_rl.sb3.callback import load_state
+    from prune_rl.sb3.networks import prunable_nets
+    from prune_rl.sb3.purl import PuRLPruner
+
+    state = load_state(out / "pruner.pt")
+    assert state["n_events"] == 1 and state["purl"]["kept"] == summary["kept"]
+    resumed = PuRLPruner(PuRLConfig(name="purl", begin=0.9, end=1.0))
+    resumed.setup(prunable_nets(model))
+    resumed.load_state_dict(state)
+    assert not resumed.due(0.95) and resumed.summary()["kept"] == summary["kept"]  # a continued run does not search again
 
 
 def test_from_run_refuses_a_directory_that_is_not_a_run(tmp_path: Path) -> None:

@@ -264,6 +264,15 @@ class PuRLMixin:
         """:return: The search's result and cost, and the recovery's (for ``results.json``)."""
         return dict(self.report)
 
+    def state_dict(self) -> dict[str, Any]:
+        """:return: The pruner's state and the search's report (a continued run neither searches again nor forgets it)."""
+        return {**super().state_dict(), "purl": dict(self.report)}  # type: ignore[misc]
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """:param state: As from :meth:`state_dict`."""
+        super().load_state_dict(state)  # type: ignore[misc]
+        self.report = dict(state.get("purl", {}))
+
 
 class PuRLPruner(PuRLMixin, StructuredPruner):
     """
