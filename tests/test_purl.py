@@ -152,6 +152,9 @@ def test_purl_prunes_a_trained_run_from_its_directory(tmp_path: Path) -> None:
     for key in ("search_episodes", "search_steps", "search_seconds", "distill_seconds", "finetune_seconds", "fidelity"):
         assert key in summary
     assert summary["search_episodes"] == 9 and summary["search_steps"] == 18 and summary["reward"] == "episode"
+    checked = summary["return_check"]  # the best allocations by fidelity, distilled, then ranked by real returns
+    assert 1 <= len(checked) <= 3 and summary["kept"] == max(checked, key=lambda c: (c["return"], c["fidelity"]))["kept"]
+    assert summary["fidelity"] == pytest.approx(max(checked, key=lambda c: (c["return"], c["fidelity"]))["fidelity"])
     assert results["sparsity"]["pi"]["alive_neurons"] == 4  # 16 neurons at 80%: 3, but each layer keeps min_neurons=2
     model = PPO.load(out / "model.zip", device="cpu")
     pi = model.policy.mlp_extractor.policy_net[0]

@@ -16,11 +16,15 @@ dropped. The masks are applied after every step, so pruned neurons stay exactly 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
 import torch
 
-from prune_rl.core.mask import NeuronMask
-from prune_rl.core.weight_mask import WeightMask
+
+class Reapplied(Protocol):
+    """Anything that zeroes its pruned weights again when asked: a neuron or weight mask, a PuRL subject."""
+
+    def apply_(self) -> None: ...
 
 
 def output_loss(outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -42,7 +46,7 @@ def distill_(
     params: Iterable[torch.nn.Parameter],
     forward: Callable[[], Sequence[torch.Tensor]],
     targets: Sequence[torch.Tensor],
-    masks: Iterable[NeuronMask | WeightMask],
+    masks: Iterable[Reapplied],
     steps: int,
     lr: float,
 ) -> tuple[float, float]:

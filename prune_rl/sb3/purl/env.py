@@ -37,7 +37,8 @@ class PruningEnv(gym.Env):
     """
     Prune ``subject`` to ``n_remove`` units in one episode of ``passes`` sweeps over its layers.
 
-    The environment remembers the best final fidelity of all its episodes and the masks that reached it.
+    The environment remembers the best final fidelity of all its episodes and the masks that reached it, and the
+    best episode of every allocation (units kept per layer) it has seen (:meth:`top`).
 
     :param subject: The network to prune.
     :param n_remove: Units every episode removes in total (at most what the layers' floors allow).
@@ -67,9 +68,18 @@ class PruningEnv(gym.Env):
         self.best_fidelity = -float("inf")
         self.best_masks: list[Any] | None = None
         self.best_episode = -1
+        self.candidates: dict[tuple[int, ...], tuple[float, list[Any]]] = {}  # per allocation: best fidelity, masks
         self._t = 0
         self._fidelity = 1.0
         self._action = 0.0
+
+    def top(self, k: int) -> list[tuple[float, list[Any]]]:
+        """
+        :param k: How many.
+        :return: The ``k`` allocations (units kept per layer) of highest final fidelity seen, each with the fidelity
+            and masks of its best episode, best first.
+        """
+        return sorted(self.candidates.values(), key=lambda c: c[0], reverse=True)[:k]
 
     def goal(self, sweep: int) -> int:
         """:return: Units removed in total at the end of sweep ``sweep`` (from 0)."""
@@ -140,5 +150,7 @@ class PruningEnv(gym.Env):
             info["kept"] = dict(zip(self.subject.names, kept, strict=True))
             if fidelity > self.best_fidelity:
                 self.best_fidelity, self.best_masks, self.best_episode = fidelity, self.subject.masks(), self.episodes
+            if fidelity > self.candidates.get(tuple(kept), (-float("inf"),))[0]:
+                self.candidates[tuple(kept)] = (fidelity, self.subject.masks())
         obs = np.zeros(N_FEATURES, dtype=np.float32) if terminated else self._obs()
         return obs, float(reward), terminated, False, info

@@ -72,6 +72,9 @@ class PuRLConfig(PrunerConfig):
     :param importance: How a layer's neurons are ranked (:data:`prune_rl.core.IMPORTANCES`; structured only).
     :param distill_steps: Full-batch Adam steps fitting the pruned policy to the unpruned outputs after the search.
     :param distill_lr: Their learning rate.
+    :param return_check: The search's best allocations (by fidelity) that are distilled and then re-ranked by the mean
+        return of real episodes, the best of which is kept (0: keep the allocation of highest fidelity).
+    :param return_episodes: Deterministic episodes each of them is evaluated on.
     """
 
     from_run: str | None = None
@@ -83,12 +86,18 @@ class PuRLConfig(PrunerConfig):
     importance: str = "magnitude"
     distill_steps: int = 1000
     distill_lr: float = 1e-2
+    return_check: int = 3
+    return_episodes: int = 3
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice("reward", self.reward, REWARDS)
         check_choice("agent", self.agent, AGENTS)
         check_choice("importance", self.importance, IMPORTANCES)
+        if self.return_check < 0 or self.return_episodes < 1:
+            raise ValueError(
+                f"need pruning.return_check >= 0 and return_episodes >= 1, got {self.return_check}, {self.return_episodes}"
+            )
         if self.episodes < 1 or self.passes < 1:
             raise ValueError(f"pruning.episodes and pruning.passes must be >= 1, got {self.episodes}, {self.passes}")
         if self.distill_steps < 0 or self.distill_lr <= 0:
@@ -174,6 +183,43 @@ def _search(env: PruningEnv, cfg: PuRLConfig, seed: int, log_dir: Path | None) -
     return {"agent_fidelity": float(info["fidelity"])}
 
 
+RETURN_SEED = 40_000  # the return check's env seed: apart from training (seed) and evaluation (seed + 10000)
+
+
+def episode_return(model: BaseAlgorithm, n_episodes: int, seed: int) -> float:
+    """
+    Mean return of ``model`` acting deterministically on a fresh copy of its training task.
+
+    The copy is made from the training env's spec (keyword arguments included) and, when the model trains on
+    VecNormalize, normalised with a frozen copy of its statistics; the training env is not touched.
+
+    :param model: The SB3 model, with its training env.
+    :param n_episodes: Episodes.
+    :param seed: Seed of the copy.
+    :return: The mean undiscounted return.
+    """
+    import copy
+
+    import gymnasium as gym
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
+
+    training = model.get_env()
+    assert training is not None, "the return check needs the model's training env"
+    spec = training.get_attr("spec")[0]
+    env: VecEnv = DummyVecEnv([lambda: Monitor(gym.make(spec.id, **spec.kwargs))])  # the spec without its wrappers
+    normalize = model.get_vec_normalize_env()
+    if normalize is not None:
+        env = VecNormalize(env, training=False, norm_obs=normalize.norm_obs, norm_reward=False,
+                           clip_obs=normalize.clip_obs, epsilon=normalize.epsilon)  # fmt: skip
+        env.obs_rms = copy.deepcopy(normalize.obs_rms)
+    env.seed(seed)
+    returns, _ = evaluate_policy(model, env, n_eval_episodes=n_episodes, deterministic=True, return_episode_rewards=True)
+    env.close()
+    return float(np.mean(returns))
+
+
 class PuRLMixin:
     """The search-then-recover event shared by both PuRL pruners (they differ in units and masks)."""
 
@@ -213,20 +259,32 @@ class PuRLMixin:
         raise NotImplementedError
 
     def prune(self, progress: float, probe: ProbeFn) -> None:
-        """Search the deployed network's cut, apply the best one, cut the value networks, distill."""
+        """Search the deployed network's cut, check the best ones' real returns, apply one, cut the value networks."""
         deployed, cfg = self.nets[0], self.cfg
         subject = self._subject(deployed, probe)
         env = PruningEnv(subject, self._n_remove(subject), cfg.passes, cfg.reward)
         found = search(env, cfg, self.seed, self.log_dir / "purl" if self.log_dir is not None else None)
-        assert env.best_masks is not None
+        start = time.perf_counter()
+        model = getattr(probe, "model", None)  # the SB3 model behind the probe: real episodes need it
+        checked = self._check_returns(env, subject, probe, model) if cfg.return_check > 0 and model is not None else []
+        check_seconds = time.perf_counter() - start
+        chosen = max(checked, key=lambda c: (c["return"], c["fidelity"])) if checked else None
+        masks = chosen["masks"] if chosen is not None else env.top(1)[0][1]
         subject.reset()
-        self._set_masks(deployed, env.best_masks)
+        self._set_masks(deployed, masks)
         for net in self.nets[1:]:
             self._cut_value(net)
         start = time.perf_counter()
         before = subject.fidelity()
-        masks = self._mask_objects(deployed)
-        distill_(deployed.parameters(), lambda: probe()[:1], [subject.reference], masks, cfg.distill_steps, cfg.distill_lr)
+        if chosen is not None:  # distilled during the check already
+            with torch.no_grad():
+                for param, value in zip(deployed.parameters(), chosen["params"], strict=True):
+                    param.copy_(value)
+        else:
+            objects = self._mask_objects(deployed)
+            distill_(
+                deployed.parameters(), lambda: probe()[:1], [subject.reference], objects, cfg.distill_steps, cfg.distill_lr
+            )
         after = subject.fidelity()
         self._event_end = time.perf_counter()
         self.report = {
@@ -240,7 +298,9 @@ class PuRLMixin:
             "best_fidelity": env.best_fidelity,
             "best_episode": env.best_episode,
             "agent_fidelity": found["agent_fidelity"],
-            "kept": dict(zip(subject.names, [int(m.sum()) for m in env.best_masks], strict=True)),
+            "return_check": [{key: c[key] for key in ("kept", "search_fidelity", "fidelity", "return")} for c in checked],
+            "return_check_seconds": check_seconds,
+            "kept": dict(zip(subject.names, [int(m.sum()) for m in masks], strict=True)),
             "fidelity_before_distill": before,
             "fidelity": after,
             "distill_steps": cfg.distill_steps,
@@ -248,6 +308,25 @@ class PuRLMixin:
             "finetune_seconds": 0.0,
             "episode_fidelity": env.episode_fidelity,
         }
+
+    def _check_returns(self, env: PruningEnv, subject: Subject, probe: ProbeFn, model: Any) -> list[dict[str, Any]]:
+        """Distill each of the search's best allocations and measure its real return (the weights are restored)."""
+        cfg, deployed, checked = self.cfg, self.nets[0], []
+        for search_fidelity, masks in env.top(cfg.return_check):
+            subject.apply(masks)
+            distill_(
+                deployed.parameters(), lambda: probe()[:1], [subject.reference], [subject], cfg.distill_steps, cfg.distill_lr
+            )
+            checked.append({
+                "kept": dict(zip(subject.names, [int(m.sum()) for m in masks], strict=True)),
+                "search_fidelity": search_fidelity,
+                "fidelity": subject.fidelity(),
+                "return": episode_return(model, cfg.return_episodes, self.seed + RETURN_SEED),
+                "masks": masks,
+                "params": [param.detach().clone() for param in deployed.parameters()],
+            })  # fmt: skip
+        subject.reset()
+        return checked
 
     def close(self) -> None:
         """Measure the fine-tuning time since the event (at the end of every ``learn()`` call)."""

@@ -82,6 +82,25 @@ class Subject(ABC):
         :param n_keep: Units it keeps (at most its alive ones).
         """
 
+    @abstractmethod
+    def _zero(self, index: int) -> None:
+        """Zero the dead units of layer ``index`` (this network only, not its target copies)."""
+
+    def apply(self, masks: list[torch.Tensor]) -> None:
+        """
+        Restore the unpruned weights, then prune to ``masks`` (as returned by :meth:`masks`).
+
+        :param masks: Alive units per layer.
+        """
+        self.reset()
+        self.alive = [mask.clone().cpu() for mask in masks]
+        self.apply_()
+
+    def apply_(self) -> None:
+        """Zero every dead unit again (after an optimizer step, e.g. of a distillation)."""
+        for index in range(len(self.alive)):
+            self._zero(index)
+
     def fidelity(self) -> float:
         """:return: :func:`fidelity` of the network as it is now."""
         with torch.no_grad():
@@ -122,7 +141,11 @@ class NeuronSubject(Subject):
         keep = torch.zeros_like(alive)
         keep[ranked[: min(n_keep, int(alive.sum()))]] = True
         self.alive[index] = keep
-        layer.scale_(keep.to(layer.producer.weight.device))  # this layer only: target networks stay as they are
+        self._zero(index)
+
+    def _zero(self, index: int) -> None:
+        layer = self.net.layers[index]
+        layer.scale_(self.alive[index].to(layer.producer.weight.device))  # this layer only: target networks stay
 
 
 class WeightSubject(Subject):
@@ -146,7 +169,10 @@ class WeightSubject(Subject):
     def cut(self, index: int, n_keep: int) -> None:
         """Keep the ``n_keep`` alive weights of largest magnitude in Linear layer ``index``."""
         weight = self.net.linears[index].weight
-        keep = magnitude_keep(weight.cpu(), self.alive[index], n_keep)
-        self.alive[index] = keep
-        with torch.no_grad():
-            weight.mul_(keep.to(weight.device, weight.dtype))
+        self.alive[index] = magnitude_keep(weight.cpu(), self.alive[index], n_keep)
+        self._zero(index)
+
+    @torch.no_grad()
+    def _zero(self, index: int) -> None:
+        weight = self.net.linears[index].weight
+        weight.mul_(self.alive[index].to(weight.device, weight.dtype))
