@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from prune_rl.cli import app
 from prune_rl.report import collect, write_report
-from prune_rl.report.plots import frontier, over_training
+from prune_rl.report.plots import frontier, frontier_means, over_training
 
 from conftest import fast
 
@@ -75,7 +75,9 @@ def test_the_plots_draw_the_runs_numbers(runs: Path, tmp_path: Path) -> None:
     np.testing.assert_allclose(returns["dsp@0.9"][2], [0, 50, 50])  # the band: one std over seeds
     neurons = over_training(records, "neurons")[("CartPole-v1", "ppo")]
     assert set(neurons) == {"dsp@0.9"} and list(neurons["dsp@0.9"][1]) == [128, 12, 8]
-    assert frontier(records)[("CartPole-v1", "ppo")] == {"dsp": [(30.0, 450.0), (40.0, 350.0)]}
+    points = frontier(records)[("CartPole-v1", "ppo")]
+    assert points == {"dsp": [(30.0, 450.0, 0.9), (40.0, 350.0, 0.9)]}
+    assert frontier_means(points["dsp"]) == [(35.0, 400.0)]  # the line: one point per target sparsity
     write_report([runs], tmp_path / "report")
     import matplotlib.image
 

@@ -4,7 +4,7 @@
   seeds with a band of one standard deviation;
 - ``neurons.png``: the deployed network's alive neurons over training;
 - ``frontier.png``: the compression frontier, final return against the deployed network's kept weights (log
-  scale), one point per run, a line per method through its per-sparsity means, dense as a dashed line.
+  scale), one point per run, a line per method through its means per target sparsity, dense as a dashed line.
 
 Each ``*_series`` function returns the numbers its figure draws, so they can be checked without reading pixels.
 """
@@ -58,21 +58,34 @@ def over_training(records: list[RunRecord], attr: str) -> Series:
     return out
 
 
-def frontier(records: list[RunRecord]) -> dict[tuple[str, str], dict[str, list[tuple[float, float]]]]:
+def frontier(records: list[RunRecord]) -> dict[tuple[str, str], dict[str, list[tuple[float, float, float]]]]:
     """
     :param records: Runs.
-    :return: ``{(env, algo): {method: [(kept weights, return) per run]}}`` sorted by kept weights; dense runs under
-        ``none`` with no kept weights known are left out (drawn as a line at their mean return).
+    :return: ``{(env, algo): {method: [(kept weights, return, target sparsity) per run]}}`` sorted; dense runs (no
+        kept weights known) are left out: they are drawn as a line at their mean return.
     """
-    out: dict[tuple[str, str], dict[str, list[tuple[float, float]]]] = {}
+    out: dict[tuple[str, str], dict[str, list[tuple[float, float, float]]]] = {}
     for panel, runs in _panels(records).items():
         for run in runs:
             if run.kept_weights is not None:
-                out.setdefault(panel, {}).setdefault(run.method, []).append((float(run.kept_weights), run.final_return))
-        # (a frontier's line joins a method's targets: its points are kept apart by their kept weights)
+                point = (float(run.kept_weights), run.final_return, run.target if run.target is not None else 0.0)
+                out.setdefault(panel, {}).setdefault(run.method, []).append(point)
         for points in out.get(panel, {}).values():
             points.sort()
     return out
+
+
+def frontier_means(points: list[tuple[float, float, float]]) -> list[tuple[float, float]]:
+    """
+    :param points: One method's ``(kept weights, return, target)`` per run.
+    :return: Its line: per target sparsity, the mean kept weights and mean return, by kept weights.
+    """
+    targets = sorted({target for _, _, target in points})
+    means = [
+        (statistics.fmean(k for k, _, t in points if t == target), statistics.fmean(r for _, r, t in points if t == target))
+        for target in targets
+    ]
+    return sorted(means)
 
 
 def _figure(n: int):  # type: ignore[no-untyped-def]
@@ -101,7 +114,7 @@ def plot_over_training(series: Series, path: Path, ylabel: str) -> None:
 
 
 def plot_frontier(records: list[RunRecord], path: Path) -> None:
-    """Draw :func:`frontier` (a line per method through its mean return per kept-weight count) and write ``path``."""
+    """Draw :func:`frontier` (a line per method through :func:`frontier_means`) and write ``path``."""
     points = frontier(records)
     dense = {
         panel: statistics.fmean(r.final_return for r in runs if r.method == "none")
@@ -112,10 +125,10 @@ def plot_frontier(records: list[RunRecord], path: Path) -> None:
     plt, fig, axes = _figure(max(len(panels), 1))
     for ax, panel in zip(axes, panels, strict=False):
         for method, pts in sorted(points.get(panel, {}).items()):
-            kept, returns = np.array(pts).T
-            line = ax.scatter(kept, returns, s=14, alpha=0.6)
-            xs = np.unique(kept)
-            ax.plot(xs, [returns[kept == x].mean() for x in xs], color=line.get_facecolor()[0], label=method)
+            kept, returns, _ = np.array(pts).T
+            dots = ax.scatter(kept, returns, s=14, alpha=0.5)
+            xs, ys = np.array(frontier_means(pts)).T
+            ax.plot(xs, ys, marker="o", color=dots.get_facecolor()[0], label=method)
         if panel in dense:
             ax.axhline(dense[panel], color="black", linestyle="--", label="dense")
         ax.set(title=f"{panel[0]} ({panel[1]})", xlabel="weights kept (deployed network)", ylabel="final return")
