@@ -159,3 +159,18 @@ def test_export_refuses_bad_runs_in_one_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["export", str(pruned)])
     assert result.exit_code == 2 and "model.zip does not load" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_the_onnx_policy_clips_to_bounds_that_differ_per_dimension(tmp_path: Path) -> None:
+    import onnxruntime
+    from gymnasium import spaces
+
+    model = PPO("MlpPolicy", make_vec_env("LunarLander-v3", env_kwargs={"continuous": True}), device="cpu", seed=0)
+    bounds = spaces.Box(np.array([-0.2, -0.5], dtype=np.float32), np.array([0.1, 0.5], dtype=np.float32))
+    model.action_space = model.policy.action_space = bounds  # (vector bounds: Min and Max, not a scalar Clip)
+    export_onnx(DeployedPolicy(model), tmp_path / "policy.onnx")
+    raw = _observations(model)
+    session = onnxruntime.InferenceSession(str(tmp_path / "policy.onnx"), providers=["CPUExecutionProvider"])
+    actions = session.run(None, {"obs": raw})[0]
+    _same(actions, model.predict(raw, deterministic=True)[0], discrete=False)
+    assert actions[:, 0].max() <= 0.1 and actions[:, 0].min() >= -0.2

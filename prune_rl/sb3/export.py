@@ -93,6 +93,7 @@ class DeployedPolicy(nn.Module):
     low: torch.Tensor
     high: torch.Tensor
     clip_obs: float
+    bounds: tuple[float, float] | None
 
     def __init__(self, model: BaseAlgorithm, vecnormalize: VecNormalize | None = None) -> None:
         super().__init__()
@@ -120,6 +121,10 @@ class DeployedPolicy(nn.Module):
             assert isinstance(space, spaces.Box)
             self.register_buffer("low", torch.as_tensor(space.low, dtype=torch.float32))
             self.register_buffer("high", torch.as_tensor(space.high, dtype=torch.float32))
+            # The same bounds on every dimension (the usual case) become constants: onnxruntime's Clip is nearly free,
+            # where Min and Max against a vector cost as much as the whole compact network at batch 4096.
+            uniform = bool((space.low == space.low.flat[0]).all() and (space.high == space.high.flat[0]).all())
+            self.bounds = (float(space.low.flat[0]), float(space.high.flat[0])) if uniform else None
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """
@@ -134,15 +139,28 @@ class DeployedPolicy(nn.Module):
             features = policy.extract_features(obs)
             latent = policy.mlp_extractor.forward_actor(features[0] if isinstance(features, tuple) else features)
             out = policy.action_net(latent)
-            return out.argmax(dim=-1) if self.discrete else torch.maximum(torch.minimum(out, self.high), self.low)
+            if self.discrete:
+                return out.argmax(dim=-1)
+            if self.bounds is not None:
+                return torch.clamp(out, *self.bounds)
+            return torch.maximum(torch.minimum(out, self.high), self.low)
         if isinstance(policy, DQNPolicy):
             return policy.q_net(obs).argmax(dim=-1)
         if isinstance(policy, SACPolicy):
             mean, _, _ = policy.actor.get_action_dist_params(obs)
-            return self.low + 0.5 * (torch.tanh(mean) + 1.0) * (self.high - self.low)
+            return self._unscale(torch.tanh(mean))
         if isinstance(policy, TD3Policy):
-            return self.low + 0.5 * (policy.actor(obs) + 1.0) * (self.high - self.low)
+            return self._unscale(policy.actor(obs))
         raise ValueError(f"no export for policy {type(policy).__name__}")
+
+    def _unscale(self, squashed: torch.Tensor) -> torch.Tensor:
+        """SB3's ``unscale_action``: ``[-1, 1]`` to the action bounds (nothing to do for bounds of -1 and 1)."""
+        if self.bounds == (-1.0, 1.0):
+            return squashed
+        if self.bounds is not None:
+            low, high = self.bounds
+            return low + 0.5 * (squashed + 1.0) * (high - low)
+        return self.low + 0.5 * (squashed + 1.0) * (self.high - self.low)
 
 
 def export_onnx(module: DeployedPolicy, path: str | Path) -> None:
