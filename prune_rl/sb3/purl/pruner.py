@@ -229,7 +229,8 @@ class PuRLMixin:
     seed: int
     log_dir: Path | None
 
-    def _init_purl(self) -> None:
+    def __init__(self, cfg: PuRLConfig, seed: int = 0) -> None:
+        super().__init__(cfg, seed)  # type: ignore[call-arg]  # the Pruner after this mixin in the MRO
         self.report: dict[str, Any] = {}
         self._event_end: float | None = None
 
@@ -366,10 +367,6 @@ class PuRLPruner(PuRLMixin, StructuredPruner):
     config_class: ClassVar[type[PrunerConfig]] = PuRLConfig
     cfg: PuRLConfig
 
-    def __init__(self, cfg: PuRLConfig, seed: int = 0) -> None:
-        super().__init__(cfg, seed)
-        self._init_purl()
-
     def _subject(self, net: PrunableNet, probe: ProbeFn) -> Subject:
         return NeuronSubject(net, probe, self.cfg.min_neurons, self.cfg.importance)
 
@@ -397,10 +394,6 @@ class PuRLWeightPruner(PuRLMixin, MagnitudePruner):
 
     config_class: ClassVar[type[PrunerConfig]] = PuRLWeightConfig
     cfg: PuRLWeightConfig
-
-    def __init__(self, cfg: PuRLWeightConfig, seed: int = 0) -> None:
-        super().__init__(cfg, seed)
-        self._init_purl()
 
     def _subject(self, net: PrunableNet, probe: ProbeFn) -> Subject:
         return WeightSubject(net, probe, self.cfg.min_weights)
