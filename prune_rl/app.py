@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from prune_rl.config import ConfigError, train_config
+from prune_rl.rundir import claim
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ def main(cfg: DictConfig) -> float:
         data = {str(k): v for k, v in container.items()}
         data["config_files"] = config_files(dict(hydra_cfg.runtime.choices))
         typed = train_config(data)
+        claim(run_dir)
         OmegaConf.save(OmegaConf.create(data), run_dir / "config.yaml")
         results = run(typed, run_dir)
     except ConfigError as exc:

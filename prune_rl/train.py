@@ -26,6 +26,7 @@ from prune_rl.methods import Pruner
 from prune_rl.pruners import PRUNERS
 from prune_rl.registry import ACTION_SPACES, ALGOS, algo_kwargs
 from prune_rl.report.hparams import final_metrics, hparams
+from prune_rl.rundir import atomic
 from prune_rl.sb3.callback import PruningCallback
 from prune_rl.sb3.networks import net_arch, prunable_nets
 
@@ -288,12 +289,16 @@ def run(cfg: TrainConfig, run_dir: str | Path) -> dict:
     wall = time.perf_counter() - start
     eval_seconds = evaluator.seconds if evaluator is not None else 0.0
 
-    model.save(run_dir / MODEL_FILE)
+    with atomic(run_dir / MODEL_FILE) as tmp:
+        model.save(tmp)
     if isinstance(env, VecNormalize):
-        env.save(str(run_dir / VECNORMALIZE_FILE))
+        with atomic(run_dir / VECNORMALIZE_FILE) as tmp:
+            env.save(str(tmp))
     if pruning is not None:
-        pruning.save_masks(run_dir / MASKS_FILE)
-        pruning.save_state(run_dir / PRUNER_FILE)
+        with atomic(run_dir / MASKS_FILE) as tmp:
+            pruning.save_masks(tmp)
+        with atomic(run_dir / PRUNER_FILE) as tmp:
+            pruning.save_state(tmp)
 
     final = evaluate(model, cfg, train_env=env)
     results: dict[str, Any] = {
@@ -317,7 +322,8 @@ def run(cfg: TrainConfig, run_dir: str | Path) -> dict:
         **(pruning.results() if pruning is not None else DENSE_RESULTS),
         **provenance(model),
     }
-    (run_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+    with atomic(run_dir / RESULTS_FILE) as tmp:
+        tmp.write_text(json.dumps(results, indent=2) + "\n")
     log_hparams(model, cfg, results)
     log.info(
         "%s: return %.1f +- %.1f over %d episodes, %.0f s",
