@@ -29,6 +29,7 @@ import itertools
 import json
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -63,6 +64,11 @@ def train(root: Path, env: str, algo: str, method: str, seed: int, extra: list[s
     if (out / "results.json").is_file():
         print(f"skip (done): {out.name}", flush=True)
         return True
+    if out.is_dir() and any(out.iterdir()):  # an attempt that did not finish: `train` refuses a used directory
+        aside = root / "unfinished" / f"{out.name}.{time.strftime('%Y%m%d-%H%M%S')}"
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        out.rename(aside)
+        print(f"unfinished: {out.name} moved to {aside}, trained again", flush=True)
     out.mkdir(parents=True, exist_ok=True)
     args = [f"env={env}", f"algo={algo}", *method_overrides(method), f"seed={seed}", "progress_bar=false", *extra]
     # quoted: a spec's `=` and `,` would otherwise be parsed as Hydra override syntax

@@ -74,6 +74,11 @@ def test_unstructured_methods_are_trained_at_matched_kept_weights(tmp_path: Path
     (compare.run_dir(tmp_path, "cartpole", "ppo", "dsp", 1) / "results.json").write_text("{}")
     assert compare.train(tmp_path, "cartpole", "ppo", "dsp", 1, [])  # done: skipped
     assert len(calls) == 3
+    unfinished = compare.run_dir(tmp_path, "cartpole", "ppo", "magnitude", 1)
+    (unfinished / "config.yaml").write_text("seed: 1\n")  # killed before its results
+    compare.train(tmp_path, "cartpole", "ppo", "magnitude", 1, [])
+    assert len(calls) == 4 and not (unfinished / "config.yaml").exists()
+    assert [p.name.split(".")[0] for p in (tmp_path / "unfinished").iterdir()] == [unfinished.name]
 
 
 def test_the_reward_ablation_counts_episodes_until_a_search_reaches_the_best_found() -> None:
