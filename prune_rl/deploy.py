@@ -27,6 +27,7 @@ from prune_rl.environment import make_env
 from prune_rl.evaluate import load_run_config
 from prune_rl.registry import ALGOS
 from prune_rl.report.cost import measure
+from prune_rl.rundir import missing_file
 from prune_rl.sb3.export import DeployedPolicy, compact_model, export_onnx, load_vecnormalize
 from prune_rl.train import MASKS_FILE, MODEL_FILE, VECNORMALIZE_FILE
 
@@ -82,9 +83,9 @@ def export_run(run_dir: str | Path, threads: int = 1, n_states: int = 2000, min_
     :raises ConfigError: On a directory that is not a pruned run or a model that does not load (one line).
     """
     run_dir = Path(run_dir)
-    for name in ("config.yaml", MODEL_FILE):
-        if not (run_dir / name).is_file():
-            raise ConfigError(f"{run_dir} is not a run directory: {name} is missing")
+    missing = missing_file(run_dir)
+    if missing is not None:
+        raise ConfigError(f"{run_dir} is not a run directory: {missing} is missing")
     if not (run_dir / MASKS_FILE).is_file():
         raise ConfigError(f"{run_dir} has no {MASKS_FILE}: it is a dense run, with nothing to remove")
     cfg = load_run_config(run_dir, lenient_pruning=True)

@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 
 from prune_rl.config import ConfigError, TrainConfig, train_config
 from prune_rl.registry import ALGOS
+from prune_rl.rundir import missing_file
 from prune_rl.train import MODEL_FILE, VECNORMALIZE_FILE, evaluate
 
 
@@ -44,9 +45,9 @@ def evaluate_run(
     :return: ``{env_id, algo, mean_return, std_return, n_episodes, deterministic}``.
     """
     run_dir = Path(run_dir)
-    for name in ("config.yaml", MODEL_FILE):
-        if not (run_dir / name).is_file():
-            raise FileNotFoundError(f"{run_dir} is not a run directory: {name} is missing")
+    missing = missing_file(run_dir)
+    if missing is not None:
+        raise FileNotFoundError(f"{run_dir} is not a run directory: {missing} is missing")
     cfg = load_run_config(run_dir, lenient_pruning=True)
     if cfg.algo.name not in ALGOS:
         raise ConfigError(f"unknown algo {cfg.algo.name!r} in {run_dir / 'config.yaml'}")

@@ -17,7 +17,16 @@ from pathlib import Path
 from prune_rl.config import ConfigError
 
 RUN_FILES = ("results.json", "model.zip", "masks.pt", "pruner.pt", "config.yaml")
+LOAD_FILES = ("config.yaml", "model.zip")  # what a run directory must hold to be evaluated, exported or continued
 LOCK_FILE = ".prune-rl.lock"
+
+
+def missing_file(run_dir: str | Path) -> str | None:
+    """
+    :param run_dir: A directory given as a run.
+    :return: The first of :data:`LOAD_FILES` it lacks, or ``None`` if it holds a run that can be loaded.
+    """
+    return next((name for name in LOAD_FILES if not (Path(run_dir) / name).is_file()), None)
 
 
 def claim(run_dir: str | Path) -> None:

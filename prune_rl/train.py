@@ -26,7 +26,7 @@ from prune_rl.methods import Pruner
 from prune_rl.pruners import PRUNERS
 from prune_rl.registry import ACTION_SPACES, ALGOS, algo_kwargs
 from prune_rl.report.hparams import final_metrics, hparams
-from prune_rl.rundir import atomic
+from prune_rl.rundir import atomic, missing_file
 from prune_rl.sb3.callback import PruningCallback
 from prune_rl.sb3.networks import net_arch, prunable_nets
 
@@ -110,9 +110,9 @@ def start_from_run(model: BaseAlgorithm, env: Any, cfg: TrainConfig, run_dir: st
     """
     run_dir = Path(run_dir)
     where = f"pruning.from_run={run_dir}"
-    for name in ("config.yaml", MODEL_FILE):
-        if not (run_dir / name).is_file():
-            raise ConfigError(f"{where} is not a run directory ({name} is missing)")
+    missing = missing_file(run_dir)
+    if missing is not None:
+        raise ConfigError(f"{where} is not a run directory ({missing} is missing)")
     try:
         earlier = OmegaConf.load(run_dir / "config.yaml")
         trained = (OmegaConf.select(earlier, "algo.name"), OmegaConf.select(earlier, "env.id"))
