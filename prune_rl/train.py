@@ -29,6 +29,7 @@ from prune_rl.report.hparams import final_metrics, hparams
 from prune_rl.rundir import atomic, missing_file
 from prune_rl.sb3.callback import PruningCallback
 from prune_rl.sb3.networks import net_arch, prunable_nets
+from prune_rl.sb3.timing import PhaseTimeCallback
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,14 @@ VECNORMALIZE_FILE = "vecnormalize.pkl"
 MASKS_FILE = "masks.pt"
 PRUNER_FILE = "pruner.pt"
 RESULTS_FILE = "results.json"
-DENSE_RESULTS: dict[str, Any] = {"prune_seconds": 0.0, "pruning_events": 0, "pruning_summary": {}, "sparsity": None}
+DENSE_RESULTS: dict[str, Any] = {
+    "prune_seconds": 0.0,
+    "shrink_seconds": 0.0,
+    "widths": None,
+    "pruning_events": 0,
+    "pruning_summary": {},
+    "sparsity": None,
+}
 
 
 def build_model(cfg: TrainConfig, env: Any, arch: list[int] | dict[str, list[int]] | None = None) -> BaseAlgorithm:
@@ -74,7 +82,13 @@ def build_pruner(cfg: TrainConfig) -> Pruner | None:
     """
     if cfg.pruning.method == "none":
         return None
-    return PRUNERS[cfg.pruning.method](cfg.pruning, seed=cfg.seed)
+    pruner_class = PRUNERS[cfg.pruning.method]
+    if cfg.pruning.shrink and not pruner_class.shrinks:
+        raise ConfigError(
+            f"pruning.shrink=true needs a method that removes whole neurons for good, which {cfg.pruning.method} does not "
+            f"(shrinking methods: {', '.join(name for name, cls in PRUNERS.items() if cls.shrinks)})"
+        )
+    return pruner_class(cfg.pruning, seed=cfg.seed)
 
 
 def build_pruned_model(cfg: TrainConfig, env: Any, pruner: Pruner | None) -> BaseAlgorithm:
@@ -256,7 +270,8 @@ def run(cfg: TrainConfig, run_dir: str | Path) -> dict:
     progress_bar = _show_progress_bar(cfg.progress_bar)
     model.set_logger(configure(str(run_dir), ["tensorboard", "csv"] if progress_bar else ["stdout", "tensorboard", "csv"]))
 
-    callbacks: list[BaseCallback] = []
+    phases = PhaseTimeCallback()
+    callbacks: list[BaseCallback] = [phases]
     pruning = PruningCallback(pruner, total_timesteps=cfg.n_timesteps) if pruner is not None else None
     if pruning is not None:
         callbacks.append(pruning)
@@ -317,6 +332,7 @@ def run(cfg: TrainConfig, run_dir: str | Path) -> dict:
         "eval_seconds": eval_seconds,  # of which periodic evaluations
         "train_seconds": wall - eval_seconds,
         "fps": (model.num_timesteps - done) / max(wall - eval_seconds, 1e-9),  # training steps per training second
+        "phase_seconds": phases.results(),  # where learn() went: env steps, rollouts (env included), gradient phases
         "eval": final,
         # of training: pruning events, the method's own figures, sparsity per network (dense: none)
         **(pruning.results() if pruning is not None else DENSE_RESULTS),

@@ -38,7 +38,7 @@ def fan_in_scales(layers: Sequence[HiddenLayer], alive: Sequence[torch.Tensor], 
     scales: dict[torch.Tensor, float] = {}
     for layer, keep in zip(layers, alive, strict=True):
         n_alive = max(int(keep.sum()), 1)
-        scale = (layer.n_neurons / n_alive) ** exponent
+        scale = (layer.dense / n_alive) ** exponent
         if scale != 1.0:
             for consumer in layer.consumers:
                 scales[consumer.weight] = scale

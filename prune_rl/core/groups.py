@@ -26,14 +26,22 @@ class HiddenLayer:
     :param producer: Linear layer whose output features are the neurons.
     :param consumers: Linear layers whose input features are the neurons (after the activation).
     :param mirrors: Copies of this layer in target networks; they carry the same mask.
+    :param dense: Neurons of the layer as it was built, before any was removed physically (default: its width).
+    :param index: ``(n_neurons,)`` position in the dense layer of each neuron it holds now (default: all, in order).
     """
 
     name: str
     producer: nn.Linear
     consumers: list[nn.Linear]
     mirrors: list[HiddenLayer] = field(default_factory=list)
+    dense: int = 0
+    index: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
 
     def __post_init__(self) -> None:
+        if self.dense == 0:
+            self.dense = self.producer.out_features
+        if self.index.numel() == 0:
+            self.index = torch.arange(self.producer.out_features)
         for consumer in self.consumers:
             if consumer.in_features != self.producer.out_features:
                 raise ValueError(
@@ -43,8 +51,20 @@ class HiddenLayer:
 
     @property
     def n_neurons(self) -> int:
-        """:return: Number of neurons (alive or not)."""
+        """:return: Number of neurons the layer holds now (alive or not); :attr:`dense` counts those it was built with."""
         return self.producer.out_features
+
+    def to_dense(self, values: torch.Tensor, fill: float | bool = 0) -> torch.Tensor:
+        """
+        Place per-neuron values of the layer as it is now at their neurons' positions in the dense layer.
+
+        :param values: ``(n_neurons,)``.
+        :param fill: The value of neurons removed physically.
+        :return: ``(dense,)``.
+        """
+        out = torch.full((self.dense,), fill, dtype=values.dtype)
+        out[self.index] = values.cpu()
+        return out
 
     def group_sq_norms(self) -> torch.Tensor:
         """
@@ -116,8 +136,8 @@ class PrunableNet:
 
     @property
     def n_neurons(self) -> int:
-        """:return: Number of hidden neurons of the dense network."""
-        return sum(layer.n_neurons for layer in self.layers)
+        """:return: Number of hidden neurons of the dense network (as built, before any was removed physically)."""
+        return sum(layer.dense for layer in self.layers)
 
     def parameters(self) -> list[nn.Parameter]:
         """:return: The weights and biases of every Linear layer of the network (not of its mirrors)."""
@@ -175,10 +195,10 @@ def compact_weight_count(net: PrunableNet, alive: Sequence[torch.Tensor] | None 
     A Linear layer keeps ``alive inputs x alive outputs`` weights; network inputs and outputs are never pruned.
 
     :param net: The network.
-    :param alive: Boolean masks per hidden layer (``None``: the dense network).
+    :param alive: Boolean masks per hidden layer (``None``: the dense network, as built).
     :return: Number of weights.
     """
-    width = {id(layer.producer): layer.n_neurons for layer in net.layers}
+    width = {id(layer.producer): layer.dense for layer in net.layers}
     if alive is not None:
         width = {id(layer.producer): int(a.sum()) for layer, a in zip(net.layers, alive, strict=True)}
     fed_by = {id(c): width[id(layer.producer)] for layer in net.layers for c in layer.consumers}

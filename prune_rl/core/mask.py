@@ -84,6 +84,7 @@ def select_alive(
     sparsity: float,
     min_neurons: int = 1,
     allocation: str = "layer",
+    widths: Sequence[int] | None = None,
 ) -> tuple[list[torch.Tensor], float | None]:
     """
     The dynamic threshold: keep the most important neurons of a network so that ``sparsity`` is reached.
@@ -100,6 +101,8 @@ def select_alive(
     :param sparsity: Target fraction of hidden neurons removed (of each layer, or of the network).
     :param min_neurons: Minimum number of alive neurons per layer.
     :param allocation: ``layer`` or ``global``, how the kept neurons are shared among layers.
+    :param widths: The layers' dense widths, which ``sparsity`` is a fraction of, when neurons were already removed
+        physically (default: the scores' sizes).
     :return: The new masks and the threshold ``tau`` on normalised scores (``None`` if nothing was cut).
     """
     if not 0.0 <= sparsity < 1.0:
@@ -115,15 +118,16 @@ def select_alive(
         mean = score[keep].mean() if bool(keep.any()) else torch.tensor(1.0)
         normed.append(torch.where(keep, score / mean.clamp_min(1e-12), torch.tensor(-float("inf"))))
     sizes = [int(s.numel()) for s in normed]
+    dense = list(widths) if widths is not None else sizes
     n_alive = [int(k.sum()) for k in alive]
     # Ranking (not comparing with tau) matters: groups the regularizer zeroed all tie at a score of 0.
     if allocation == "layer":
-        quotas = [min(layer_quota(sparsity, n, min_neurons), a) for n, a in zip(sizes, n_alive, strict=True)]
+        quotas = [min(layer_quota(sparsity, n, min_neurons), a) for n, a in zip(dense, n_alive, strict=True)]
         if quotas == n_alive:
             return [k.clone() for k in alive], None
         kept = [_top(score, quota) for score, quota in zip(normed, quotas, strict=True)]
     else:
-        n_keep = max(n_kept(sparsity, sum(sizes)), 1)
+        n_keep = max(n_kept(sparsity, sum(dense)), 1)
         if n_keep >= sum(n_alive):
             return [k.clone() for k in alive], None
         # Each layer first reserves its best `floor` neurons; the rest of the budget goes to the best of all others.

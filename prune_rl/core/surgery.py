@@ -10,7 +10,7 @@ no input or no output, and only those can go.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -45,15 +45,29 @@ def _fold_constants_(layer: HiddenLayer, gone: torch.Tensor, activation: Callabl
         consumer.bias.add_(consumer.weight @ constant)
 
 
-def _keep_rows_(linear: nn.Linear, index: torch.Tensor) -> None:
-    linear.weight = nn.Parameter(linear.weight.detach()[index].clone(), requires_grad=linear.weight.requires_grad)
+@torch.no_grad()
+def _slice_(param: torch.Tensor, dim: int, index: torch.Tensor, states: Sequence[dict]) -> None:
+    """Keep ``index`` along ``dim`` of a parameter, its gradient and its optimizer state, keeping the Parameter object."""
+    old_shape = param.shape
+    for state in states:
+        for key, value in state.get(param, {}).items():
+            if isinstance(value, torch.Tensor) and value.shape == old_shape:  # Adam's moments; not its scalar step
+                state[param][key] = value.index_select(dim, index.to(value.device)).clone()
+    grad = param.grad.index_select(dim, index).clone() if param.grad is not None else None
+    param.grad = None
+    param.data = param.data.index_select(dim, index).clone()
+    param.grad = grad
+
+
+def _keep_rows_(linear: nn.Linear, index: torch.Tensor, states: Sequence[dict]) -> None:
+    _slice_(linear.weight, 0, index, states)
     if linear.bias is not None:
-        linear.bias = nn.Parameter(linear.bias.detach()[index].clone(), requires_grad=linear.bias.requires_grad)
+        _slice_(linear.bias, 0, index, states)
     linear.out_features = len(index)
 
 
-def _keep_columns_(linear: nn.Linear, index: torch.Tensor) -> None:
-    linear.weight = nn.Parameter(linear.weight.detach()[:, index].clone(), requires_grad=linear.weight.requires_grad)
+def _keep_columns_(linear: nn.Linear, index: torch.Tensor, states: Sequence[dict]) -> None:
+    _slice_(linear.weight, 1, index, states)
     linear.in_features = len(index)
 
 
@@ -62,20 +76,27 @@ def shrink_(
     net: PrunableNet,
     keep: Sequence[torch.Tensor],
     activation: Callable[[torch.Tensor], torch.Tensor] = torch.relu,
+    optimizers: Iterable[torch.optim.Optimizer] = (),
 ) -> None:
     """
     Keep only the ``keep`` neurons of every hidden layer of ``net`` and of its target copies, in place.
 
-    The Linear modules get new, smaller parameters (an optimizer holding the old ones must be rebuilt). Removed
-    neurons must be constant (no incoming weights: folded into the next bias) or unread (no outgoing weights);
-    for any other neuron the outputs would change, so a ``ValueError`` is raised.
+    The Linear modules keep their Parameter objects, whose data, gradients and optimizer state (Adam's moments, not
+    its step count) are sliced, so optimizers and anything else holding the parameters carry on: a step on the
+    narrow network equals a step on the masked one. Each layer's :attr:`~HiddenLayer.index` then says which dense
+    neurons it holds. Removed neurons must be constant (no incoming weights: folded into the next bias) or unread
+    (no outgoing weights); for any other neuron the outputs would change, so a ``ValueError`` is raised.
 
     :param net: The network.
     :param keep: Boolean masks per hidden layer, ``(n_neurons,)``; every layer keeps at least one neuron.
     :param activation: The hidden activation (``act`` of a constant neuron's bias), e.g. ``torch.tanh``.
+    :param optimizers: Optimizers training the network, whose per-parameter state is sliced with the parameters.
     """
+    states = [opt.state for opt in optimizers]
     for layer, kept in zip(net.layers, keep, strict=True):
         gone = ~kept.cpu()
+        if kept.shape != (layer.n_neurons,):
+            raise ValueError(f"{layer.name}: keep mask of shape {tuple(kept.shape)} for {layer.n_neurons} neurons")
         if not bool(kept.any()):
             raise ValueError(f"{layer.name}: every neuron would be removed")
         for copy in [layer, *layer.mirrors]:
@@ -86,9 +107,10 @@ def shrink_(
         for copy in [layer, *layer.mirrors]:
             _fold_constants_(copy, ~kept.cpu(), activation)
             device_index = index.to(copy.producer.weight.device)
-            _keep_rows_(copy.producer, device_index)
+            _keep_rows_(copy.producer, device_index, states)
             for consumer in copy.consumers:
-                _keep_columns_(consumer, device_index)
+                _keep_columns_(consumer, device_index, states)
+            copy.index = copy.index[index]
 
 
 def pad_keep(keep: torch.Tensor, width: int) -> torch.Tensor:

@@ -47,6 +47,8 @@ class PrunerConfig:
     :param probe_window: Where an on-policy algorithm's probe states come from: ``rollout`` (the last rollout
         before the event), ``interval`` (a uniform sample of every rollout since the previous event) or ``recent``
         (the last ``probe_size`` states). Off-policy algorithms sample their replay buffer either way.
+    :param shrink: Rebuild the networks narrower after every cut, so that training gets cheaper as they shrink
+        (methods whose removed neurons never come back; see :attr:`Pruner.shrinks`).
     """
 
     name: str = "none"
@@ -60,6 +62,7 @@ class PrunerConfig:
     min_neurons: int = 2
     probe_size: int = 2048
     probe_window: str = "rollout"
+    shrink: bool = False
 
     def __post_init__(self) -> None:
         self.method = self.method or self.name
@@ -102,6 +105,8 @@ class Pruner(ABC):
     """
 
     config_class: ClassVar[type[PrunerConfig]] = PrunerConfig
+    shrinks: ClassVar[bool] = False
+    """Whether the method removes whole neurons for good, so that its networks can be rebuilt narrower (:meth:`shrink_`)."""
 
     def __init__(self, cfg: PrunerConfig, seed: int = 0) -> None:
         self.cfg = cfg
@@ -208,6 +213,29 @@ class Pruner(ABC):
         :param probe: Runs the networks on recent states.
         """
 
+    def alive_neurons(self, net: PrunableNet) -> list[torch.Tensor]:
+        """
+        Which neurons of ``net`` are alive, for a method that :attr:`shrinks`.
+
+        :param net: One of the networks.
+        :return: Boolean masks per hidden layer, over the neurons the layer holds now, ``(n_neurons,)``.
+        """
+        raise ValueError(f"pruning={self.cfg.name} cannot shrink networks: it does not remove whole neurons for good")
+
+    def shrink_(
+        self, keeps: dict[str, list[torch.Tensor]], activation: Callable[[torch.Tensor], torch.Tensor] = torch.relu
+    ) -> None:
+        """
+        Rebuild the networks narrower, keeping only the ``keeps`` neurons, and narrow the method's state with them.
+
+        Parameters keep their identity (their data, gradients and optimizer state are sliced), so training carries on
+        as the masked run would, up to floating-point rounding. A kept neuron may be dead (padding).
+
+        :param keeps: ``{net name: [keep mask per hidden layer]}``; every removed neuron must be dead.
+        :param activation: The networks' hidden activation.
+        """
+        raise ValueError(f"pruning={self.cfg.name} cannot shrink networks: it does not remove whole neurons for good")
+
     # -- results -----------------------------------------------------------------------------------
 
     @abstractmethod
@@ -234,20 +262,35 @@ class Pruner(ABC):
     # -- persistence -------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """:return: Everything needed to continue: masks, schedule position, random state and the method's own."""
+        """
+        :return: Everything needed to continue: masks, schedule position, random state, the method's own, and which
+            dense neurons each hidden layer holds (``index``, ``dense``: they differ from the built ones once shrunk).
+        """
+        layers = [layer for net in self.nets for layer in net.layers]
         return {
             "masks": self.masks(),
             "last_event": self.last_event,
             "n_events": self.n_events,
             "generator": self.generator.get_state(),
+            "index": {layer.name: layer.index.clone() for layer in layers},
+            "dense": {layer.name: layer.dense for layer in layers},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """
-        Continue from :meth:`state_dict` (after :meth:`setup` on networks of the same shape).
+        Continue from :meth:`state_dict` (after :meth:`setup` on networks of the same shape: shrunk ones too).
 
         :param state: The saved state.
         """
+        for net in self.nets:
+            for layer in net.layers:
+                index = state.get("index", {}).get(layer.name)
+                if index is None:
+                    continue
+                if len(index) != layer.n_neurons:
+                    raise ValueError(f"{layer.name}: the state holds {len(index)} neurons, the network {layer.n_neurons}")
+                for copy in [layer, *layer.mirrors]:
+                    copy.index, copy.dense = index.clone(), int(state["dense"][layer.name])
         self._setup(state["masks"])
         self.last_event = float(state["last_event"])
         self.n_events = int(state["n_events"])

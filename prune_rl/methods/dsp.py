@@ -203,6 +203,11 @@ class DynamicStructuredPruner(StructuredPruner):
             mask.apply_(self.optimizers)
         self.lassos[net.name].set_importance(scores, new_alive)
 
+    def _narrow_(self, net: PrunableNet, keep: list[torch.Tensor]) -> None:
+        """Keep the importance weights of the ``keep`` neurons."""
+        lasso = self.lassos[net.name]
+        lasso.weights = [w[k.to(w.device)] for w, k in zip(lasso.weights, keep, strict=True)]
+
     def _set_fan_in_scales(self) -> None:
         if not self.fan_in:
             return

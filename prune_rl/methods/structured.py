@@ -14,11 +14,13 @@ network's scheduled sparsity; removal is permanent. Subclasses say how neurons a
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 
 from prune_rl.core import HiddenLayer, NeuronMask, PrunableNet, compact_weight_count, magnitude_importance, select_alive
+from prune_rl.core.surgery import shrink_
 from prune_rl.methods.base import ProbeFn, Pruner, net_stats
 
 
@@ -26,9 +28,14 @@ class StructuredPruner(Pruner):
     """
     Neuron masks that follow the sparsity schedule, chosen by :meth:`score`.
 
+    Masks live over the neurons each layer holds now; once the networks were shrunk (:meth:`shrink_`), that is
+    fewer than the dense layer's, and :meth:`masks` maps them back to dense positions.
+
     :param cfg: The method's configuration.
     :param seed: Seed of the pruner's generator.
     """
+
+    shrinks: ClassVar[bool] = True
 
     def __init__(self, cfg: Any, seed: int = 0) -> None:
         super().__init__(cfg, seed)
@@ -45,14 +52,41 @@ class StructuredPruner(Pruner):
         if masks and set(masks) != names:
             raise ValueError(f"masks for {sorted(set(masks) ^ names)} do not fit these networks' hidden layers")
         for layer in self.layers:
-            self.neuron_masks[layer.name] = NeuronMask(layer, masks.get(layer.name))
+            dense = masks.get(layer.name)
+            if dense is not None and dense.shape != (layer.dense,):
+                raise ValueError(f"{layer.name}: mask of shape {tuple(dense.shape)} for {layer.dense} neurons")
+            self.neuron_masks[layer.name] = NeuronMask(layer, dense[layer.index] if dense is not None else None)
             self.neuron_masks[layer.name].apply_(self.optimizers)
         for net in self.nets:
             self.thresholds.setdefault(net.name, 0.0)
 
     def alive(self, net: PrunableNet) -> list[torch.Tensor]:
-        """:return: The boolean masks of ``net``'s hidden layers."""
+        """:return: The boolean masks of ``net``'s hidden layers, over the neurons they hold now."""
         return [self.neuron_masks[layer.name].alive for layer in net.layers]
+
+    def alive_neurons(self, net: PrunableNet) -> list[torch.Tensor]:
+        """:return: The boolean masks of ``net``'s hidden layers, over the neurons they hold now."""
+        return [alive.cpu().clone() for alive in self.alive(net)]
+
+    def shrink_(
+        self, keeps: dict[str, list[torch.Tensor]], activation: Callable[[torch.Tensor], torch.Tensor] = torch.relu
+    ) -> None:
+        """Remove the neurons ``keeps`` drops from the networks, their targets and optimizer state, and from the masks."""
+        for net in self.nets:
+            keep = [k.cpu() for k in keeps[net.name]]
+            if all(bool(k.all()) for k in keep):
+                continue
+            for layer, kept in zip(net.layers, keep, strict=True):
+                if bool((kept.to(self.neuron_masks[layer.name].alive.device) < self.neuron_masks[layer.name].alive).any()):
+                    raise ValueError(f"{layer.name}: only dead neurons can be removed")
+            self._narrow_(net, keep)
+            alive = [a.cpu()[k] for a, k in zip(self.alive(net), keep, strict=True)]
+            shrink_(net, keep, activation, self.optimizers)
+            for layer, kept_alive in zip(net.layers, alive, strict=True):
+                self.neuron_masks[layer.name] = NeuronMask(layer, kept_alive)
+
+    def _narrow_(self, net: PrunableNet, keep: list[torch.Tensor]) -> None:
+        """Slice the method's own per-neuron state of ``net`` to the ``keep`` neurons, before the layers shrink."""
 
     def score(self, layers: list[HiddenLayer], probe: ProbeFn) -> list[torch.Tensor]:
         """
@@ -73,7 +107,8 @@ class StructuredPruner(Pruner):
         for net in self.nets:
             net_scores = [scores[la.name] for la in net.layers]
             target = self.schedules[net.name](progress)
-            new_alive, tau = select_alive(net_scores, self.alive(net), target, self.cfg.min_neurons)
+            widths = [la.dense for la in net.layers]
+            new_alive, tau = select_alive(net_scores, self.alive(net), target, self.cfg.min_neurons, widths=widths)
             self.cut_(net, new_alive, net_scores)
             if tau is not None:
                 self.thresholds[net.name] = tau
@@ -93,8 +128,8 @@ class StructuredPruner(Pruner):
                 mask.apply_(self.optimizers)
 
     def masks(self) -> dict[str, torch.Tensor]:
-        """:return: ``{layer name: alive neurons}``."""
-        return {name: mask.alive.cpu().clone() for name, mask in self.neuron_masks.items()}
+        """:return: ``{layer name: alive neurons}`` over the dense layers (neurons removed physically are dead)."""
+        return {name: mask.layer.to_dense(mask.alive, False) for name, mask in self.neuron_masks.items()}
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """:return: The common fields per network, and ``threshold`` (the last cut's, on normalised scores)."""
@@ -130,5 +165,5 @@ class RandomStructuredPruner(StructuredPruner):
     """Uniformly random neurons on the gradual schedule, reproducible with the run's seed."""
 
     def score(self, layers: list[HiddenLayer], probe: ProbeFn) -> list[torch.Tensor]:
-        """:return: Independent uniform scores from the pruner's generator."""
-        return [torch.rand(layer.n_neurons, generator=self.generator) for layer in layers]
+        """:return: Independent uniform scores from the pruner's generator (drawn for the dense layers)."""
+        return [torch.rand(layer.dense, generator=self.generator)[layer.index] for layer in layers]

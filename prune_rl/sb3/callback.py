@@ -10,7 +10,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 from prune_rl.methods import Pruner
-from prune_rl.sb3.networks import optimizers, prunable_nets
+from prune_rl.sb3.networks import activation, optimizers, prunable_nets, set_net_arch, uniform_critics
 from prune_rl.sb3.probe import Probe
 
 COMMON_STATS = ("role", "neurons", "alive_neurons", "weights", "compact_weights", "alive_per_layer")  # not logged per event
@@ -26,8 +26,12 @@ class PruningCallback(BaseCallback):
     run's whole budget, so a run continued with ``learn(..., reset_num_timesteps=False)`` carries on its
     schedule; without a budget, the current ``learn()`` call's total is used.
 
-    TensorBoard (``prune/`` tags): per network ``neuron_sparsity``, ``weight_sparsity`` and the method's own
-    numbers (``threshold``, ``penalty``, ...), per hidden layer ``alive/<layer>``, the method's scalars, ``events``.
+    With ``pruning.shrink``, the networks are rebuilt narrower right after every cut (:meth:`Pruner.shrink_`), and
+    the model's ``policy_kwargs.net_arch`` follows, so that a saved model loads at its new widths.
+
+    TensorBoard (``prune/`` tags): per network ``neuron_sparsity``, ``weight_sparsity``, ``width`` (the neurons it
+    holds now) and the method's own numbers (``threshold``, ``penalty``, ...), per hidden layer ``alive/<layer>``,
+    the method's scalars, ``events``, and ``fps``, the training steps per second since the previous record.
 
     :param pruner: The pruning method.
     :param total_timesteps: The run's training budget (``n_timesteps``).
@@ -52,6 +56,8 @@ class PruningCallback(BaseCallback):
         self.initial_state = state
         self.probe: Probe | None = None
         self.prune_seconds = 0.0  # wall time of pruning events and regularizer steps
+        self.shrink_seconds = 0.0  # of which rebuilding the networks narrower
+        self._clock: tuple[float, int] | None = None  # (time, timesteps) of the previous record, for prune/fps
         self._pending: float | None = None  # progress of an event due at the next rollout start
 
     def _init_callback(self) -> None:
@@ -105,10 +111,28 @@ class PruningCallback(BaseCallback):
             self.pruner.step(self._pending, self.probe)
             self.probe.reset()
             self._pending = None
+            if self.pruner.cfg.shrink:
+                self._shrink()
             self._record()
         self.prune_seconds += time.perf_counter() - start
 
+    def _shrink(self) -> None:
+        """Remove the dead neurons physically, and record the new widths in the model's ``net_arch``."""
+        start = time.perf_counter()
+        nets = self.pruner.nets
+        keeps = uniform_critics({net.name: self.pruner.alive_neurons(net) for net in nets})
+        if not all(bool(k.all()) for keep in keeps.values() for k in keep):
+            self.pruner.shrink_(keeps, activation(self.model))
+            set_net_arch(self.model, {net.name: [layer.n_neurons for layer in net.layers] for net in nets})
+        self.shrink_seconds += time.perf_counter() - start
+
     def _record(self) -> None:
+        now = (time.perf_counter(), self.num_timesteps)
+        if self._clock is not None and now[1] > self._clock[1]:
+            self.logger.record("prune/fps", (now[1] - self._clock[1]) / max(now[0] - self._clock[0], 1e-9))
+        self._clock = now
+        for net in self.pruner.nets:
+            self.logger.record(f"prune/width/{net.name}", sum(layer.n_neurons for layer in net.layers))
         for name, stats in self.pruner.stats().items():
             for key, value in stats.items():
                 if key not in COMMON_STATS and isinstance(value, int | float):
@@ -139,6 +163,8 @@ class PruningCallback(BaseCallback):
         """:return: The pruning fields of ``results.json``: method, events, seconds and sparsity per network."""
         return {
             "prune_seconds": self.prune_seconds,
+            "shrink_seconds": self.shrink_seconds,
+            "widths": {net.name: [layer.n_neurons for layer in net.layers] for net in self.pruner.nets},
             "pruning_events": self.pruner.n_events,
             "pruning_summary": self.pruner.summary(),
             "sparsity": self.pruner.stats(),

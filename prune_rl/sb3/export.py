@@ -31,7 +31,7 @@ from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
 
 from prune_rl.core.surgery import pad_keep, removable, shrink_
-from prune_rl.sb3.networks import net_arch, prunable_nets
+from prune_rl.sb3.networks import activation, net_arch, prunable_nets, uniform_critics
 
 
 def compact_widths(model: BaseAlgorithm) -> dict[str, list[torch.Tensor]]:
@@ -43,15 +43,8 @@ def compact_widths(model: BaseAlgorithm) -> dict[str, list[torch.Tensor]]:
     :param model: A (pruned) SB3 model.
     :return: ``{net name: [keep mask per hidden layer]}``.
     """
-    keeps = {}
-    for net in prunable_nets(model):
-        keeps[net.name] = [pad_keep(~removable(layer), 1) for layer in net.layers]
-    critics = [name for name in keeps if name.startswith("qf")]
-    if critics:
-        widest = [max(int(keeps[name][i].sum()) for name in critics) for i in range(len(keeps[critics[0]]))]
-        for name in critics:
-            keeps[name] = [pad_keep(keep, width) for keep, width in zip(keeps[name], widest, strict=True)]
-    return keeps
+    keeps = {net.name: [pad_keep(~removable(layer), 1) for layer in net.layers] for net in prunable_nets(model)}
+    return uniform_critics(keeps)
 
 
 def compact_model(model: BaseAlgorithm) -> BaseAlgorithm:
@@ -63,10 +56,9 @@ def compact_model(model: BaseAlgorithm) -> BaseAlgorithm:
     """
     compact = copy.deepcopy(model)
     keeps = compact_widths(compact)
-    activation = compact.policy.activation_fn()  # type: ignore[operator]
-    nets = prunable_nets(compact)
-    for net in nets:
-        shrink_(net, keeps[net.name], activation)
+    act = activation(compact)
+    for net in prunable_nets(compact):
+        shrink_(net, keeps[net.name], act)
     widths = {name: [int(k.sum()) for k in keep] for name, keep in keeps.items()}
     policy_kwargs = {**compact.policy_kwargs, "net_arch": net_arch(compact, widths)}
     policy = compact.policy_class(  # type: ignore[operator]

@@ -23,6 +23,7 @@ from stable_baselines3.sac.policies import SACPolicy
 from stable_baselines3.td3.policies import TD3Policy
 
 from prune_rl.core.groups import PrunableNet, link_mirrors, mlp_layers
+from prune_rl.core.surgery import pad_keep
 
 
 def _net(
@@ -71,6 +72,18 @@ def prunable_nets(model: BaseAlgorithm) -> list[PrunableNet]:
     raise ValueError(f"no neuron groups known for policy {type(policy).__name__}")
 
 
+def activation(model: BaseAlgorithm) -> torch.nn.Module:
+    """
+    :param model: An SB3 model with an MLP policy.
+    :return: Its hidden activation, e.g. ``nn.ReLU()`` (what a constant neuron outputs is ``act(bias)``).
+    """
+    policy = model.policy
+    fn = getattr(policy, "activation_fn", None) or getattr(policy, "net_args", {}).get("activation_fn")
+    if fn is None:
+        raise ValueError(f"no activation known for policy {type(policy).__name__}")
+    return fn()
+
+
 def optimizers(model: BaseAlgorithm) -> list[torch.optim.Optimizer]:
     """
     :param model: An SB3 model.
@@ -100,3 +113,36 @@ def net_arch(model: BaseAlgorithm, widths: dict[str, list[int]]) -> list[int] | 
     if isinstance(policy, SACPolicy | TD3Policy):
         return {"pi": widths["actor"], "qf": widths["qf0"]}
     raise ValueError(f"no net_arch known for policy {type(policy).__name__}")
+
+
+def uniform_critics(keeps: dict[str, list[torch.Tensor]]) -> dict[str, list[torch.Tensor]]:
+    """
+    Pad SAC's and TD3's critics to the widest of them, per layer, with removed neurons (SB3 builds them all from one
+    ``qf`` list, so a narrower model loads only if they share their widths).
+
+    :param keeps: ``{net name: [keep mask per hidden layer]}`` for the names :func:`prunable_nets` gives.
+    :return: The same masks, the critics' (``qf0``, ``qf1``, ...) padded.
+    """
+    critics = [name for name in keeps if name.startswith("qf")]
+    if not critics:
+        return dict(keeps)
+    widest = [max(int(keeps[name][i].sum()) for name in critics) for i in range(len(keeps[critics[0]]))]
+    padded = {name: [pad_keep(keep, width) for keep, width in zip(keeps[name], widest, strict=True)] for name in critics}
+    return {**keeps, **padded}
+
+
+def set_net_arch(model: BaseAlgorithm, widths: dict[str, list[int]]) -> None:
+    """
+    Record the hidden widths of ``model``'s networks after they were shrunk in place, so that ``save`` -> ``load``
+    rebuilds them at those widths.
+
+    :param model: The model whose networks were shrunk.
+    :param widths: ``{net name: [width per hidden layer]}`` for the names :func:`prunable_nets` gives.
+    """
+    arch = net_arch(model, widths)
+    model.policy_kwargs = {**model.policy_kwargs, "net_arch": arch}
+    model.policy.net_arch = arch  # type: ignore[assignment]  # what the policy's own save() records
+    policy = model.policy
+    if isinstance(policy, ActorCriticPolicy):
+        policy.mlp_extractor.latent_dim_pi = widths["pi"][-1] if widths["pi"] else policy.features_dim
+        policy.mlp_extractor.latent_dim_vf = widths["vf"][-1] if widths["vf"] else policy.features_dim

@@ -375,7 +375,8 @@ class PuRLPruner(PuRLMixin, StructuredPruner):
 
     def _cut_value(self, net: PrunableNet) -> None:
         scores = magnitude_importance(net.layers)
-        alive, _ = select_alive(scores, self.alive(net), self.cfg.value_sparsity, self.cfg.min_neurons)
+        widths = [layer.dense for layer in net.layers]
+        alive, _ = select_alive(scores, self.alive(net), self.cfg.value_sparsity, self.cfg.min_neurons, widths=widths)
         self.cut_(net, alive, scores)
 
     def _mask_objects(self, net: PrunableNet) -> list[Any]:
