@@ -51,7 +51,7 @@ COLUMNS = ("task", "variant", "timesteps", "wall_s", "env_s", "rollout_other_s",
 
 def overrides(task: str, variant: str, root: Path, extra: list[str]) -> list[str]:
     """The ``prune-rl train`` arguments of one run."""
-    base = [a for a in TASKS[task] if not a.startswith("pruning=")]
+    base = [a for a in TASKS[task] if not a.startswith("pruning")]
     recipe = [a for a in TASKS[task] if a.startswith("pruning")]
     common = [*base, "eval.freq=0", "progress_bar=false", *extra]
     if variant == "dense":
