@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -20,6 +21,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from prune_rl.config import ConfigError, train_config
 from prune_rl.rundir import claim
+
+if TYPE_CHECKING:
+    from prune_rl.checkpoint import Interrupted
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,52 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
+def stopped(run_dir: Path, exc: Interrupted) -> NoReturn:
+    """Print how to resume a run that stopped on a signal, and exit with ``128 + signal`` as the shell would."""
+    print(
+        f"prune-rl: {exc} at {exc.timesteps} timesteps: checkpoint written; continue with: prune-rl resume {run_dir}",
+        file=sys.stderr,
+    )
+    sys.exit(128 + exc.signum)
+
+
+def resume_run(run_dir: Path) -> dict:
+    """
+    Continue a stopped run from its latest checkpoint, in its own directory, to its configured budget.
+
+    :param run_dir: The run directory.
+    :return: The content of ``results.json``.
+    """
+    from prune_rl.checkpoint import latest_checkpoint
+    from prune_rl.rundir import missing_file
+    from prune_rl.train import RESULTS_FILE, run
+
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is not a directory")
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir} is not a run directory (config.yaml is missing)")
+    if (run_dir / RESULTS_FILE).is_file() and missing_file(run_dir) is None:
+        raise ConfigError(f"{run_dir} finished already (it has {RESULTS_FILE}); nothing to resume")
+    if latest_checkpoint(run_dir) is None:
+        raise ConfigError(f"{run_dir} has no checkpoint to resume from (checkpoint.every was 0 and no signal came)")
+    try:
+        data = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"), resolve=True)
+    except Exception as exc:  # a truncated or corrupt file: any parser error
+        raise ConfigError(f"{run_dir / 'config.yaml'} does not read ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{run_dir / 'config.yaml'} does not hold a run's config")
+    cfg = train_config({str(k): v for k, v in data.items()})
+    file_log = logging.FileHandler(run_dir / "train.log")
+    file_log.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    logging.getLogger().addHandler(file_log)
+    logging.getLogger().setLevel(logging.INFO)
+    try:
+        return run(cfg, run_dir, resume=True)
+    finally:
+        logging.getLogger().removeHandler(file_log)
+        file_log.close()
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def main(cfg: DictConfig) -> float:
     """
@@ -77,7 +127,8 @@ def main(cfg: DictConfig) -> float:
     :param cfg: The composed config.
     :return: The final mean evaluation return (for Hydra sweepers that optimise it).
     """
-    from prune_rl.train import run  # heavy imports (torch, SB3) only once a run starts
+    from prune_rl.checkpoint import Interrupted  # heavy imports (torch, SB3) only once a run starts
+    from prune_rl.train import run
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -90,6 +141,8 @@ def main(cfg: DictConfig) -> float:
         claim(run_dir)
         OmegaConf.save(OmegaConf.create(data), run_dir / "config.yaml")
         results = run(typed, run_dir)
+    except Interrupted as exc:
+        stopped(run_dir, exc)
     except ConfigError as exc:
         fail(str(exc))
     except OmegaConfBaseException as exc:  # e.g. a mandatory value (???) left unset

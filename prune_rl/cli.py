@@ -50,6 +50,24 @@ def train(ctx: typer.Context) -> None:
 
 
 @app.command()
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory that stopped before its budget (it has a checkpoint).")],
+) -> None:
+    """Continue a stopped run from its latest checkpoint to its budget, in the same directory."""
+    from prune_rl.app import fail, resume_run, stopped
+    from prune_rl.checkpoint import Interrupted
+    from prune_rl.config import ConfigError
+
+    try:
+        result = resume_run(run_dir)
+    except Interrupted as exc:
+        stopped(run_dir, exc)
+    except ConfigError as exc:
+        fail(str(exc))
+    typer.echo(f"{result['run_name']}: return {result['eval']['mean_return']:.2f} +- {result['eval']['std_return']:.2f}")
+
+
+@app.command()
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by `prune-rl train`.")],
     n_episodes: Annotated[

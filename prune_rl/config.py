@@ -71,6 +71,19 @@ class EvalConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    """
+    :param every: Fraction of the training budget between checkpoints (0: only when a stop signal arrives).
+    """
+
+    every: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.every <= 1.0:
+            raise ValueError(f"checkpoint.every must be a fraction of training in [0, 1], got {self.every}")
+
+
+@dataclass
 class TrainConfig:
     """
     One training run.
@@ -79,6 +92,7 @@ class TrainConfig:
     :param algo: Algorithm.
     :param pruning: Pruning method.
     :param eval: Evaluation.
+    :param checkpoint: Checkpoints (``prune-rl resume``).
     :param seed: Random seed.
     :param n_timesteps: Environment steps of training.
     :param device: Torch device for SB3 (``auto``, ``cpu``, ``cuda``).
@@ -93,6 +107,7 @@ class TrainConfig:
     algo: AlgoConfig
     pruning: PrunerConfig = field(default_factory=PrunerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     seed: int = 0
     n_timesteps: int = 100_000
     device: str = "auto"
@@ -157,6 +172,7 @@ def train_config(data: dict[str, Any]) -> TrainConfig:
         "algo": AlgoConfig(name=algo.pop("name"), kwargs=algo),
         "pruning": pruning_config(data.get("pruning", {})),
         "eval": _build(EvalConfig, data.get("eval", {}), "eval"),
+        "checkpoint": _build(CheckpointConfig, data.get("checkpoint", {}), "checkpoint"),
     }
     cfg = _build(TrainConfig, {**data, **sections}, "config")
     validate(cfg)

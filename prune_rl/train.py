@@ -15,10 +15,19 @@ from omegaconf import OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.logger import HParam, configure
+from stable_baselines3.common.logger import CSVOutputFormat, HParam, Logger, configure
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalization
 
+from prune_rl.checkpoint import (
+    CheckpointCallback,
+    Interrupted,
+    StopSignals,
+    latest_checkpoint,
+    load_env,
+    load_rng,
+    remove_checkpoints,
+)
 from prune_rl.config import ConfigError, TrainConfig
 from prune_rl.core import compact_weight_count
 from prune_rl.environment import action_kind, make_env
@@ -152,11 +161,26 @@ def start_from_run(model: BaseAlgorithm, env: Any, cfg: TrainConfig, run_dir: st
 
 
 class TimedEvalCallback(EvalCallback):
-    """SB3's ``EvalCallback`` that also adds up the seconds it spends evaluating."""
+    """SB3's ``EvalCallback`` that also adds up the seconds it spends evaluating, and continues a resumed run's."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.seconds = 0.0
+
+    def resume(self, run_dir: Path, n_calls: int) -> None:
+        """
+        Continue the evaluations of a run that stopped: the same schedule, ``evaluations.npz`` extended.
+
+        :param run_dir: The run directory.
+        :param n_calls: Steps the callback had seen.
+        """
+        self.n_calls = n_calls
+        path = run_dir / "evaluations.npz"
+        if path.is_file():
+            with np.load(path) as saved:
+                self.evaluations_timesteps = saved["timesteps"].tolist()
+                self.evaluations_results = saved["results"].tolist()
+                self.evaluations_length = saved["ep_lengths"].tolist()
 
     def _on_step(self) -> bool:
         start = time.perf_counter()
@@ -250,30 +274,83 @@ def log_hparams(model: BaseAlgorithm, cfg: TrainConfig, results: dict[str, Any])
     model.logger.dump(model.num_timesteps)
 
 
-def run(cfg: TrainConfig, run_dir: str | Path) -> dict:
+def _logger(run_dir: Path, progress_bar: bool, resumed_at: int | None = None) -> Logger:
+    """
+    SB3's logger writing TensorBoard events and ``progress.csv``.
+
+    :param run_dir: The run directory.
+    :param progress_bar: Whether a progress bar replaces the table printed to stdout.
+    :param resumed_at: When a run resumes, the checkpoint's timesteps: ``progress.csv`` keeps its rows up to there
+        and continues (rows written after the checkpoint, before the run stopped, are dropped).
+    :return: The logger.
+    """
+    csv_file = run_dir / "progress.csv"
+    rows = csv_file.read_text().splitlines() if resumed_at is not None and csv_file.is_file() else []
+    logger = configure(str(run_dir), ["tensorboard", "csv"] if progress_bar else ["stdout", "tensorboard", "csv"])
+    if rows and resumed_at is not None:  # SB3 opened progress.csv anew: write back the rows up to the checkpoint
+        keys = rows[0].split(",")
+        column = keys.index("time/total_timesteps") if "time/total_timesteps" in keys else None
+        kept = [r for r in rows[1:] if column is None or not r.split(",")[column] or int(r.split(",")[column]) <= resumed_at]
+        for fmt in logger.output_formats:
+            if isinstance(fmt, CSVOutputFormat):
+                fmt.file.write("\n".join([rows[0], *kept]) + "\n")
+                fmt.file.flush()
+                fmt.keys = keys
+    return logger
+
+
+def _resume_model(cfg: TrainConfig, env: Any, folder: Path) -> tuple[BaseAlgorithm, Any]:
+    """Load a checkpoint's model, environments, replay buffer and random states."""
+    env, restored = load_env(folder, env)
+    if not restored:
+        log.warning("%s: the environments could not be saved; the resumed run starts new episodes", folder)
+    try:
+        model = ALGOS[cfg.algo.name].load(folder / MODEL_FILE, env=env, device=cfg.device, force_reset=not restored)
+    except Exception as exc:  # a corrupt zip: any reader error
+        raise ConfigError(f"{folder / MODEL_FILE} does not load ({str(exc).splitlines()[0]})") from None
+    if isinstance(model, OffPolicyAlgorithm):
+        model.load_replay_buffer(folder / "replay_buffer.pkl")
+    load_rng(torch.load(folder / "rng.pt", weights_only=False), model)
+    return model, env
+
+
+def run(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> dict:
     """
     Train, save and evaluate one agent, writing everything into ``run_dir``.
 
+    Training writes a checkpoint every ``checkpoint.every`` of the budget, and one when SIGTERM, SIGUSR1 or SIGINT
+    arrives, after which it stops and :class:`prune_rl.checkpoint.Interrupted` is raised.
+
     :param cfg: Validated run config.
     :param run_dir: Run directory (created if needed).
+    :param resume: Continue from the run directory's latest checkpoint to the configured budget.
     :return: The content of ``results.json``.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.torch_threads > 0:
         torch.set_num_threads(cfg.torch_threads)
+    folder = latest_checkpoint(run_dir) if resume else None
+    if resume and folder is None:
+        raise ConfigError(f"{run_dir} has no checkpoint to resume from")
+    saved: dict[str, Any] = json.loads((folder / "state.json").read_text()) if folder is not None else {}
 
     gamma = cfg.algo.kwargs.get("gamma", 0.99)
     env = make_env(cfg.env, seed=cfg.seed, gamma=gamma)
     pruner = build_pruner(cfg)
-    model = build_pruned_model(cfg, env, pruner)
+    if folder is not None:
+        model, env = _resume_model(cfg, env, folder)
+    else:
+        model = build_pruned_model(cfg, env, pruner)
     progress_bar = _show_progress_bar(cfg.progress_bar)
-    model.set_logger(configure(str(run_dir), ["tensorboard", "csv"] if progress_bar else ["stdout", "tensorboard", "csv"]))
+    model.set_logger(_logger(run_dir, progress_bar, model.num_timesteps if folder is not None else None))
 
     phases = PhaseTimeCallback()
     callbacks: list[BaseCallback] = [phases]
     pruning = PruningCallback(pruner, total_timesteps=cfg.n_timesteps) if pruner is not None else None
     if pruning is not None:
+        if folder is not None:
+            pruning.load_state_dict(torch.load(folder / "pruning.pt", weights_only=False))
         callbacks.append(pruning)
     evaluator = None
     if cfg.eval.freq > 0:
@@ -287,22 +364,52 @@ def run(cfg: TrainConfig, run_dir: str | Path) -> dict:
             log_path=str(run_dir),
             verbose=0,
         )
+        if folder is not None:
+            evaluator.resume(run_dir, saved.get("eval_calls", 0))
         callbacks.append(evaluator)
 
-    log.info("training %s in %s", cfg.run_name, run_dir)
-    if cfg.config_files:
-        log.info("config files: %s", ", ".join(cfg.config_files))
-    source = pruner.start_from() if pruner is not None else None
-    done = start_from_run(model, env, cfg, source) if source else 0
-    if source:
-        log.info("starting from %s's agent at %d of %d timesteps", source, done, cfg.n_timesteps)
-    model.num_timesteps = done
+    source = saved.get("start_from") if folder is not None else (pruner.start_from() if pruner is not None else None)
+    if folder is not None:
+        done = int(saved["start_timesteps"])
+        log.info("resuming %s in %s at %d of %d timesteps", cfg.run_name, run_dir, model.num_timesteps, cfg.n_timesteps)
+    else:
+        log.info("training %s in %s", cfg.run_name, run_dir)
+        if cfg.config_files:
+            log.info("config files: %s", ", ".join(cfg.config_files))
+        done = start_from_run(model, env, cfg, source) if source else 0
+        if source:
+            log.info("starting from %s's agent at %d of %d timesteps", source, done, cfg.n_timesteps)
+        model.num_timesteps = done
+    spent = {key: float(saved.get(key, 0.0)) for key in ("wall_seconds", "eval_seconds")}
     start = time.perf_counter()
-    model.learn(
-        total_timesteps=cfg.n_timesteps - done, callback=callbacks, progress_bar=progress_bar, reset_num_timesteps=not done
-    )
-    wall = time.perf_counter() - start
-    eval_seconds = evaluator.seconds if evaluator is not None else 0.0
+
+    def states() -> dict[str, Any]:
+        return {
+            "pruning": pruning.state_dict() if pruning is not None else None,
+            "start_from": source,
+            "start_timesteps": done,
+            "wall_seconds": spent["wall_seconds"] + time.perf_counter() - start,
+            "eval_seconds": spent["eval_seconds"] + (evaluator.seconds if evaluator is not None else 0.0),
+            "eval_calls": evaluator.n_calls if evaluator is not None else 0,
+            "phase_seconds": {k: v + saved.get("phase_seconds", {}).get(k, 0.0) for k, v in phases.results().items()},
+        }
+
+    with StopSignals() as signals:
+        checkpoints = CheckpointCallback(run_dir, cfg.checkpoint.every, cfg.n_timesteps, signals, states)
+        callbacks.append(checkpoints)  # last: it saves what the pruning event at a rollout's start did
+        model.learn(
+            total_timesteps=cfg.n_timesteps - model.num_timesteps,
+            callback=callbacks,
+            progress_bar=progress_bar,
+            reset_num_timesteps=folder is None and not done,
+        )
+    if checkpoints.stopped:
+        assert signals.received is not None
+        env.close()
+        raise Interrupted(signals.received, checkpoints.saved_at)
+    final_state = states()
+    wall = final_state["wall_seconds"]
+    eval_seconds = final_state["eval_seconds"]
 
     with atomic(run_dir / MODEL_FILE) as tmp:
         model.save(tmp)
@@ -332,7 +439,9 @@ def run(cfg: TrainConfig, run_dir: str | Path) -> dict:
         "eval_seconds": eval_seconds,  # of which periodic evaluations
         "train_seconds": wall - eval_seconds,
         "fps": (model.num_timesteps - done) / max(wall - eval_seconds, 1e-9),  # training steps per training second
-        "phase_seconds": phases.results(),  # where learn() went: env steps, rollouts (env included), gradient phases
+        "phase_seconds": final_state["phase_seconds"],  # where learn() went: env steps, rollouts (env in), gradients
+        "checkpoint_seconds": checkpoints.seconds,
+        "resumed": resume,
         "eval": final,
         # of training: pruning events, the method's own figures, sparsity per network (dense: none)
         **(pruning.results() if pruning is not None else DENSE_RESULTS),
@@ -341,6 +450,7 @@ def run(cfg: TrainConfig, run_dir: str | Path) -> dict:
     with atomic(run_dir / RESULTS_FILE) as tmp:
         tmp.write_text(json.dumps(results, indent=2) + "\n")
     log_hparams(model, cfg, results)
+    remove_checkpoints(run_dir)  # the run is complete: its results replace them (a replay buffer can take GBs)
     log.info(
         "%s: return %.1f +- %.1f over %d episodes, %.0f s",
         cfg.run_name,

@@ -58,6 +58,7 @@ class PruningCallback(BaseCallback):
         self.prune_seconds = 0.0  # wall time of pruning events and regularizer steps
         self.shrink_seconds = 0.0  # of which rebuilding the networks narrower
         self._clock: tuple[float, int] | None = None  # (time, timesteps) of the previous record, for prune/fps
+        self._probe_state: dict[str, Any] | None = None  # a resumed run's probe state, loaded when the probe is built
         self._pending: float | None = None  # progress of an event due at the next rollout start
 
     def _init_callback(self) -> None:
@@ -69,6 +70,9 @@ class PruningCallback(BaseCallback):
         if self.probe is None or self.probe.model is not self.model:  # kept across learn() calls: pooled windows
             cfg = self.pruner.cfg
             self.probe = Probe(self.model, cfg.probe_size, cfg.probe_window, seed=self.model.seed or 0)
+            if self._probe_state is not None:
+                self.probe.load_state_dict(self._probe_state)
+                self._probe_state = None
         self._pending = None
         self.pruner.start()
 
@@ -142,6 +146,30 @@ class PruningCallback(BaseCallback):
         for tag, value in self.pruner.scalars().items():
             self.logger.record(tag, value)
         self.logger.record("prune/events", self.pruner.n_events)
+
+    def state_dict(self) -> dict[str, Any]:
+        """
+        Everything a resumed run needs to prune as this one would have (between rollouts, when no event is pending).
+
+        :return: The pruner's state, the probe's, and the seconds spent pruning.
+        """
+        return {
+            "pruner": self.pruner.state_dict(),
+            "probe": self.probe.state_dict() if self.probe is not None else None,
+            "prune_seconds": self.prune_seconds,
+            "shrink_seconds": self.shrink_seconds,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """
+        Continue from :meth:`state_dict`: call before ``learn()`` (the pruner is set up when training starts).
+
+        :param state: The saved state.
+        """
+        self.initial_state = state["pruner"]
+        self._probe_state = state["probe"]
+        self.prune_seconds = float(state["prune_seconds"])
+        self.shrink_seconds = float(state["shrink_seconds"])
 
     def save_masks(self, path: str | Path) -> None:
         """

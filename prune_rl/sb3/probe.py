@@ -98,6 +98,15 @@ class Probe:
         """Empty the pool (after a pruning event: the next one draws from the rollouts after it)."""
         self._pool = None
 
+    def state_dict(self) -> dict[str, Any]:
+        """:return: What a resumed run needs to draw the same states: the generator's state and the pooled states."""
+        return {"generator": self.generator.get_state(), "pool": self._pool}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """:param state: As from :meth:`state_dict`."""
+        self.generator.set_state(state["generator"])
+        self._pool = state["pool"]
+
     def capture(self, lazy: bool = False) -> None:
         """
         Take a batch of recent states (and actions, for critics).

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecEnvWrapper
 
 
 class PhaseTimeCallback(BaseCallback):
@@ -15,8 +16,9 @@ class PhaseTimeCallback(BaseCallback):
     A rollout runs from ``on_rollout_start`` to ``on_rollout_end`` (for SAC and TD3 one is ``train_freq`` steps);
     the gradient phase runs from one rollout's end to the next rollout's start. Put this callback first, so that
     what other callbacks do at a rollout's start (a pruning event) counts in neither. Environment time is that of
-    the training VecEnv's ``step_wait`` (the simulator, its wrappers and VecNormalize), timed by an instance
-    attribute installed for each ``learn()`` call and removed after it (it must not be pickled with VecNormalize).
+    the innermost training VecEnv's ``step_wait`` (the simulators and their gymnasium wrappers), timed by an
+    instance attribute installed for each ``learn()`` call and removed after it (a checkpoint pickles the env
+    without it).
     Periodic evaluations run within rollouts and count there.
     """
 
@@ -30,6 +32,8 @@ class PhaseTimeCallback(BaseCallback):
 
     def _on_training_start(self) -> None:
         env = self.model.get_env()
+        while isinstance(env, VecEnvWrapper):  # VecNormalize and others: time the environments themselves
+            env = env.venv
         if env is not None and "step_wait" not in vars(env):
             step_wait = env.step_wait
 
