@@ -134,10 +134,17 @@ def test_a_pruner_on_shrunk_networks_cuts_as_it_does_on_masked_ones(pruner_class
     _same_stats(again.stats(), pruners[0].stats())
 
 
-@pytest.mark.parametrize("algo", list(ALGO_CLASSES))
-def test_a_shrunk_run_acts_as_the_masked_run_and_saves_a_narrow_model(algo: str, tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("algo", "pruning"), [*[(algo, "dsp") for algo in ALGO_CLASSES], ("sac", "dsp_masks_early"), ("ppo", "l1_structured")]
+)
+def test_a_shrunk_run_acts_as_the_masked_run_and_saves_a_narrow_model(algo: str, pruning: str, tmp_path) -> None:
     arch = "{pi:[16,16],vf:[16,16]}" if algo in ("ppo", "a2c") else "[16,16]"
-    overrides = [*fast(algo, ENVS[algo]), "n_timesteps=512", "pruning.sparsity=0.7", f"++algo.policy_kwargs.net_arch={arch}"]
+    overrides = [
+        *fast(algo, ENVS[algo], pruning),
+        "n_timesteps=512",
+        "pruning.sparsity=0.7",
+        f"++algo.policy_kwargs.net_arch={arch}",
+    ]
     models, results = {}, {}
     for shrink in (False, True):
         results[shrink] = run(train_cfg([*overrides, f"pruning.shrink={shrink}"]), tmp_path / str(shrink))

@@ -20,6 +20,7 @@ before the cut, and scaling the learning rate of layers fed by narrowed ones.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -202,6 +203,13 @@ class DynamicStructuredPruner(StructuredPruner):
             mask.alive = keep
             mask.apply_(self.optimizers)
         self.lassos[net.name].set_importance(scores, new_alive)
+
+    def shrink_(
+        self, keeps: dict[str, list[torch.Tensor]], activation: Callable[[torch.Tensor], torch.Tensor] = torch.relu
+    ) -> None:
+        """Shrink as every structured method does, then size the fan-in hooks' buffers to the narrower parameters."""
+        super().shrink_(keeps, activation)
+        self._set_fan_in_scales()
 
     def _narrow_(self, net: PrunableNet, keep: list[torch.Tensor]) -> None:
         """Keep the importance weights of the ``keep`` neurons."""
