@@ -24,6 +24,7 @@ from prune_rl.rundir import claim
 
 if TYPE_CHECKING:
     from prune_rl.checkpoint import Interrupted
+    from prune_rl.sb3.divergence import Diverged
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,16 @@ def stopped(run_dir: Path, exc: Interrupted) -> NoReturn:
     sys.exit(128 + exc.signum)
 
 
+def diverged(run_dir: Path, exc: Diverged) -> NoReturn:
+    """Say in one line that the run diverged, and where its last good checkpoint is; exit with status 1."""
+    from prune_rl.checkpoint import latest_checkpoint
+
+    last = latest_checkpoint(run_dir)
+    kept = f"; the last good checkpoint is {last}" if last is not None else "; no checkpoint was written before it"
+    print(f"prune-rl: error: {exc}{kept} (lower algo.learning_rate, or check the rewards' scale)", file=sys.stderr)
+    sys.exit(1)
+
+
 def resume_run(run_dir: Path) -> dict:
     """
     Continue a stopped run from its latest checkpoint, in its own directory, to its configured budget.
@@ -128,6 +139,7 @@ def main(cfg: DictConfig) -> float:
     :return: The final mean evaluation return (for Hydra sweepers that optimise it).
     """
     from prune_rl.checkpoint import Interrupted  # heavy imports (torch, SB3) only once a run starts
+    from prune_rl.sb3.divergence import Diverged
     from prune_rl.train import run
 
     hydra_cfg = HydraConfig.get()
@@ -143,6 +155,8 @@ def main(cfg: DictConfig) -> float:
         results = run(typed, run_dir)
     except Interrupted as exc:
         stopped(run_dir, exc)
+    except Diverged as exc:
+        diverged(run_dir, exc)
     except ConfigError as exc:
         fail(str(exc))
     except OmegaConfBaseException as exc:  # e.g. a mandatory value (???) left unset

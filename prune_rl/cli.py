@@ -54,14 +54,17 @@ def resume(
     run_dir: Annotated[Path, typer.Argument(help="A run directory that stopped before its budget (it has a checkpoint).")],
 ) -> None:
     """Continue a stopped run from its latest checkpoint to its budget, in the same directory."""
-    from prune_rl.app import fail, resume_run, stopped
+    from prune_rl.app import diverged, fail, resume_run, stopped
     from prune_rl.checkpoint import Interrupted
     from prune_rl.config import ConfigError
+    from prune_rl.sb3.divergence import Diverged
 
     try:
         result = resume_run(run_dir)
     except Interrupted as exc:
         stopped(run_dir, exc)
+    except Diverged as exc:
+        diverged(run_dir, exc)
     except ConfigError as exc:
         fail(str(exc))
     typer.echo(f"{result['run_name']}: return {result['eval']['mean_return']:.2f} +- {result['eval']['std_return']:.2f}")

@@ -38,6 +38,7 @@ from prune_rl.report.hparams import final_metrics, hparams
 from prune_rl.rundir import atomic, missing_file
 from prune_rl.sb3.callback import PruningCallback
 from prune_rl.sb3.networks import net_arch, prunable_nets
+from prune_rl.sb3.divergence import DivergenceCallback, Diverged, distribution_error
 from prune_rl.sb3.timing import PhaseTimeCallback
 
 log = logging.getLogger(__name__)
@@ -314,12 +315,49 @@ def _resume_model(cfg: TrainConfig, env: Any, folder: Path) -> tuple[BaseAlgorit
     return model, env
 
 
+def _evaluator(cfg: TrainConfig, run_dir: Path, resumed_calls: int | None) -> TimedEvalCallback | None:
+    """The periodic evaluations (``None`` if ``eval.freq`` is 0), continuing a resumed run's if it is one."""
+    if cfg.eval.freq <= 0:
+        return None
+    evaluator = TimedEvalCallback(
+        make_env(cfg.env, seed=cfg.seed + cfg.eval.seed_offset, n_envs=1, training=False),
+        eval_freq=max(cfg.n_timesteps // (cfg.eval.freq * cfg.env.n_envs), 1),
+        n_eval_episodes=cfg.eval.n_episodes,
+        deterministic=cfg.eval.deterministic,
+        log_path=str(run_dir),
+        verbose=0,
+    )
+    if resumed_calls is not None:
+        evaluator.resume(run_dir, resumed_calls)
+    return evaluator
+
+
+def _learn(
+    model: BaseAlgorithm, env: Any, budget: int, callbacks: list[BaseCallback], progress_bar: bool, reset: bool
+) -> None:
+    """``model.learn`` up to ``budget`` timesteps; a divergence met inside SB3 is raised as :class:`Diverged`."""
+    try:
+        model.learn(
+            total_timesteps=budget - model.num_timesteps,
+            callback=callbacks,
+            progress_bar=progress_bar,
+            reset_num_timesteps=reset,
+        )
+    except (Diverged, ValueError) as exc:
+        env.close()
+        found = exc if isinstance(exc, Diverged) else distribution_error(exc, model.num_timesteps)
+        if found is None:
+            raise
+        raise found from None
+
+
 def run(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> dict:
     """
     Train, save and evaluate one agent, writing everything into ``run_dir``.
 
     Training writes a checkpoint every ``checkpoint.every`` of the budget, and one when SIGTERM, SIGUSR1 or SIGINT
-    arrives, after which it stops and :class:`prune_rl.checkpoint.Interrupted` is raised.
+    arrives, after which it stops and :class:`prune_rl.checkpoint.Interrupted` is raised. A NaN or inf in the
+    parameters or losses stops it with :class:`prune_rl.sb3.divergence.Diverged` (the last checkpoint is kept).
 
     :param cfg: Validated run config.
     :param run_dir: Run directory (created if needed).
@@ -346,26 +384,14 @@ def run(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> dict:
     model.set_logger(_logger(run_dir, progress_bar, model.num_timesteps if folder is not None else None))
 
     phases = PhaseTimeCallback()
-    callbacks: list[BaseCallback] = [phases]
+    callbacks: list[BaseCallback] = [phases, DivergenceCallback()]  # before pruning and checkpoints act on NaNs
     pruning = PruningCallback(pruner, total_timesteps=cfg.n_timesteps) if pruner is not None else None
     if pruning is not None:
         if folder is not None:
             pruning.load_state_dict(torch.load(folder / "pruning.pt", weights_only=False))
         callbacks.append(pruning)
-    evaluator = None
-    if cfg.eval.freq > 0:
-        eval_env = make_env(cfg.env, seed=cfg.seed + cfg.eval.seed_offset, n_envs=1, training=False)
-        every = max(cfg.n_timesteps // (cfg.eval.freq * cfg.env.n_envs), 1)
-        evaluator = TimedEvalCallback(
-            eval_env,
-            eval_freq=every,
-            n_eval_episodes=cfg.eval.n_episodes,
-            deterministic=cfg.eval.deterministic,
-            log_path=str(run_dir),
-            verbose=0,
-        )
-        if folder is not None:
-            evaluator.resume(run_dir, saved.get("eval_calls", 0))
+    evaluator = _evaluator(cfg, run_dir, saved.get("eval_calls") if folder is not None else None)
+    if evaluator is not None:
         callbacks.append(evaluator)
 
     source = saved.get("start_from") if folder is not None else (pruner.start_from() if pruner is not None else None)
@@ -397,12 +423,7 @@ def run(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> dict:
     with StopSignals() as signals:
         checkpoints = CheckpointCallback(run_dir, cfg.checkpoint.every, cfg.n_timesteps, signals, states)
         callbacks.append(checkpoints)  # last: it saves what the pruning event at a rollout's start did
-        model.learn(
-            total_timesteps=cfg.n_timesteps - model.num_timesteps,
-            callback=callbacks,
-            progress_bar=progress_bar,
-            reset_num_timesteps=folder is None and not done,
-        )
+        _learn(model, env, cfg.n_timesteps, callbacks, progress_bar, reset=folder is None and not done)
     if checkpoints.stopped:
         assert signals.received is not None
         env.close()
