@@ -7,7 +7,11 @@ and nowhere below.
 
 from __future__ import annotations
 
+import difflib
 import logging
+import os
+import re
+import shutil
 import sys
 import threading
 from collections.abc import Sequence
@@ -16,6 +20,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -68,10 +73,115 @@ def config_files(choices: dict[str, str | None]) -> list[str]:
     return found
 
 
+VALUE_FLAGS = ("--cfg", "-c", "--package", "-p", "--info", "-i", "--experimental-rerun")  # Hydra flags with a value
+CONFIG_FLAGS = ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd")  # another config: Hydra checks
+
+
+def _one_line(exc: Exception, overrides: Sequence[str] = ()) -> str:
+    """Hydra's composition errors as one line: the unknown option or key, what is known, a likely intended key."""
+    message = str(exc)
+    missing = re.search(r"Could not find '([^']+)/([^']+)'", message)
+    if missing:
+        group, option = missing.groups()
+        known = [line.strip() for line in message.split("Available options")[-1].split("Config search path")[0].splitlines()]
+        known = [k for k in known if k and not k.endswith(":")]
+        return f"unknown {group} option {option!r} (known: {', '.join(known)})"
+    key = re.search(r"Could not override '([^']+)'", message)
+    if key:
+        name = key.group(1)
+        others = [o for o in overrides if not o.lstrip("+~").startswith(f"{name}=")]
+        hint = [k for k in difflib.get_close_matches(name, _known_keys(others), n=2) if k != name][:1]
+        close = f"did you mean {hint[0]}? " if hint else ""
+        return f"unknown config key {name!r} ({close}prune-rl train --cfg job lists the keys; +{name}=... adds a new one)"
+    return "; ".join(line.strip() for line in message.splitlines() if line.strip() and "hydra.cc/docs" not in line)
+
+
+def _known_keys(overrides: Sequence[str]) -> list[str]:
+    """Every dotted key of the config the other overrides compose (for "did you mean" hints)."""
+    keys: list[str] = []
+
+    def walk(node: object, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{prefix}{k}.")
+        keys.append(prefix.rstrip("."))
+
+    try:
+        walk(OmegaConf.to_container(compose_config(overrides)), "")
+    except Exception:  # another override is wrong too: hint from the default config
+        walk(OmegaConf.to_container(compose_config()), "")
+    return [k for k in keys if k]
+
+
+def check_overrides(args: Sequence[str]) -> str | None:
+    """
+    Compose the config as ``prune-rl train ARGS`` would, each value of a sweep in turn, to refuse in one line what
+    Hydra would refuse in a block (an unknown option or key, an override that does not parse), before any job runs.
+
+    :param args: The arguments after ``train``.
+    :return: The problem in one line, or ``None``.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if os.environ.get("HYDRA_FULL_ERROR") == "1" or any(a.split("=")[0] in CONFIG_FLAGS for a in args):
+        return None
+    multirun = "-m" in args or "--multirun" in args
+    overrides, skip = [], False
+    for arg in args:
+        if skip or arg.startswith("-"):
+            skip = arg in VALUE_FLAGS and arg not in ("--info", "-i")
+            continue
+        overrides.append(arg)
+    if multirun and any(re.fullmatch(r"hydra/launcher=(slurm|submitit_slurm)", o) for o in overrides):
+        if shutil.which("sbatch") is None:
+            return (
+                "hydra/launcher=slurm needs SLURM, and sbatch is not on PATH here: "
+                "submit from the cluster, or use hydra/launcher=local"
+            )
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception as exc:  # OverrideParseException
+        return f"an override does not parse: {_one_line(exc)}"
+    base, sweeps = [], []
+    for i, override in enumerate(parsed):
+        if not override.is_sweep_override():
+            base.append(override.input_line)
+            continue
+        if not multirun:
+            return f"{override.input_line} is a sweep: add -m (prune-rl train -m ...) to run one job per value"
+        try:
+            values = [f"{override.get_key_element()}={v}" for v in override.sweep_string_iterator()]
+        except Exception:  # an interval sweep (a sweeper plugin's): left to the sweeper
+            values = []
+        base.append(values[0] if values else None)
+        sweeps += [(i, value) for value in values[1:]]
+    trials = [base] + [[value if j == i else o for j, o in enumerate(base)] for i, value in sweeps]
+    for trial in trials:
+        chosen = [o for o in trial if o is not None]
+        try:
+            compose_config(chosen)
+        except Exception as exc:  # Hydra's composition errors
+            return _one_line(exc, chosen)
+    return None
+
+
 def fail(message: str) -> None:
     """Print one clear line to stderr and exit with status 2 (no traceback)."""
     print(f"prune-rl: error: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+def requeued(run_dir: Path) -> bool:
+    """
+    :param run_dir: This job's run directory.
+    :return: Whether SLURM restarted this job (``SLURM_RESTART_COUNT`` > 0) and its run stopped at a checkpoint
+        without finishing: the job then resumes it instead of refusing the directory.
+    """
+    from prune_rl.checkpoint import latest_checkpoint
+
+    restarts = os.environ.get("SLURM_RESTART_COUNT", "0")
+    restarted = restarts.isdigit() and int(restarts) > 0
+    return restarted and latest_checkpoint(run_dir) is not None and not (run_dir / "results.json").exists()
 
 
 def stopped(run_dir: Path, exc: Interrupted) -> NoReturn:
@@ -101,6 +211,7 @@ def resume_run(run_dir: Path) -> dict:
     :return: The content of ``results.json``.
     """
     from prune_rl.checkpoint import latest_checkpoint
+    from prune_rl.evaluate import load_run_config
     from prune_rl.rundir import missing_file
     from prune_rl.train import RESULTS_FILE, run
 
@@ -112,13 +223,7 @@ def resume_run(run_dir: Path) -> dict:
         raise ConfigError(f"{run_dir} finished already (it has {RESULTS_FILE}); nothing to resume")
     if latest_checkpoint(run_dir) is None:
         raise ConfigError(f"{run_dir} has no checkpoint to resume from (checkpoint.every was 0 and no signal came)")
-    try:
-        data = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"), resolve=True)
-    except Exception as exc:  # a truncated or corrupt file: any parser error
-        raise ConfigError(f"{run_dir / 'config.yaml'} does not read ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{run_dir / 'config.yaml'} does not hold a run's config")
-    cfg = train_config({str(k): v for k, v in data.items()})
+    cfg = load_run_config(run_dir)
     file_log = logging.FileHandler(run_dir / "train.log")
     file_log.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
     logging.getLogger().addHandler(file_log)
@@ -144,24 +249,37 @@ def main(cfg: DictConfig) -> float:
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    existed = set(run_dir.iterdir()) - {run_dir / ".hydra", run_dir / f"{hydra_cfg.job.name}.log"}
     try:
         container = OmegaConf.to_container(cfg, resolve=True)
         assert isinstance(container, dict)
         data = {str(k): v for k, v in container.items()}
         data["config_files"] = config_files(dict(hydra_cfg.runtime.choices))
         typed = train_config(data)
-        claim(run_dir)
-        OmegaConf.save(OmegaConf.create(data), run_dir / "config.yaml")
-        results = run(typed, run_dir)
+        if requeued(run_dir):  # SLURM requeued this job after a preemption or a timeout: continue it
+            results = run(typed, run_dir, resume=True)
+        else:
+            claim(run_dir)
+            OmegaConf.save(OmegaConf.create(data), run_dir / "config.yaml")
+            results = run(typed, run_dir)
     except Interrupted as exc:
         stopped(run_dir, exc)
     except Diverged as exc:
         diverged(run_dir, exc)
-    except ConfigError as exc:
-        fail(str(exc))
-    except OmegaConfBaseException as exc:  # e.g. a mandatory value (???) left unset
-        fail(str(exc).splitlines()[0])
+    except (ConfigError, OmegaConfBaseException) as exc:  # OmegaConf's: e.g. a mandatory value (???) left unset
+        message = str(exc).splitlines()[0]
+        if hydra_cfg.mode == RunMode.MULTIRUN:  # this job fails alone: its error stays in its directory
+            (run_dir / "error.txt").write_text(message + "\n")
+            log.error(message)
+            raise JobFailed(f"{run_dir}: {message}") from None
+        if not existed and not any(run_dir.glob("*.zip")):  # nothing of a run there: leave no directory behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        fail(message)
     return float(results["eval"]["mean_return"])
+
+
+class JobFailed(Exception):
+    """A job of a sweep was refused; the others run, and the sweep exits with an error at the end."""
 
 
 if __name__ == "__main__":

@@ -40,19 +40,23 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 CHECKPOINT_DIR = "checkpoint"
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)  # SLURM's time limit and preemption, --signal, Ctrl-C
+# SLURM's time limit and preemption, sbatch --signal, submitit's warning before a timeout or preemption, Ctrl-C
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGINT)
 
 
 class StopSignals:
     """
     While active, SIGTERM, SIGUSR1 and SIGINT ask the run to stop at the next checkpoint instead of killing it.
 
-    A second SIGINT (Ctrl-C twice) stops at once, as usual.
+    A second SIGINT (Ctrl-C twice) stops at once, as usual. :meth:`chain` then hands the signal to the handler that
+    was there before, if it was a Python one: submitit's, which requeues the job on SLURM (the requeued job resumes
+    from the checkpoint, see :func:`prune_rl.app.main`).
     """
 
     def __init__(self) -> None:
         self.received: int | None = None
         self._previous: dict[int, Any] = {}
+        self._chained: Any = None
 
     def __enter__(self) -> StopSignals:
         for signum in STOP_SIGNALS:
@@ -63,9 +67,17 @@ class StopSignals:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.received is not None:
+            self._chained = self._previous.get(self.received)
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous = {}
+
+    def chain(self) -> None:
+        """Call the handler the received signal had before (once the checkpoint is written), if it was Python's."""
+        handler = self._chained
+        if callable(handler) and handler is not signal.default_int_handler and self.received is not None:
+            handler(self.received, None)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.received = signum

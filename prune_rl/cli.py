@@ -39,8 +39,11 @@ def train(ctx: typer.Context) -> None:
       prune-rl train --cfg job env=walker2d   print the composed config
       prune-rl train -- --help                Hydra's help: groups, options
     """
-    from prune_rl.app import main
+    from prune_rl.app import check_overrides, fail, main
 
+    problem = check_overrides(ctx.args)
+    if problem is not None:
+        fail(problem)
     argv = sys.argv
     sys.argv = ["prune-rl train", *ctx.args]  # @hydra.main reads its arguments from sys.argv
     try:

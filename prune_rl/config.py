@@ -155,6 +155,18 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"eval.freq must be >= 0, got {cfg.eval.freq}")
     if cfg.progress_bar not in ("auto", True, False):
         raise ConfigError(f"progress_bar must be auto, true or false, got {cfg.progress_bar}")
+    if cfg.torch_threads < 0:
+        raise ConfigError(f"torch_threads must be >= 0 (0: torch's default), got {cfg.torch_threads}")
+    device = str(cfg.device)
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"device={device}, but torch {torch.__version__} sees no CUDA device here (use device=auto or cpu)"
+            )
+    elif device not in ("auto", "cpu") and not device.startswith("mps"):
+        raise ConfigError(f"device must be auto, cpu, cuda or cuda:<n>, got {device}")
 
 
 def train_config(data: dict[str, Any]) -> TrainConfig:

@@ -8,6 +8,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from prune_rl.config import ConfigError, TrainConfig, train_config
+from prune_rl.environment import make_env
 from prune_rl.registry import ALGOS
 from prune_rl.rundir import missing_file
 from prune_rl.train import MODEL_FILE, VECNORMALIZE_FILE, evaluate
@@ -20,8 +21,13 @@ def load_run_config(run_dir: str | Path, lenient_pruning: bool = False) -> Train
         keep only its name: enough to evaluate the saved model, which needs no pruning.
     :return: Its saved ``config.yaml``, validated into a :class:`prune_rl.config.TrainConfig`.
     """
-    container = OmegaConf.to_container(OmegaConf.load(Path(run_dir) / "config.yaml"), resolve=True)
-    assert isinstance(container, dict)
+    path = Path(run_dir) / "config.yaml"
+    try:
+        container = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except Exception as exc:  # a truncated or corrupt file: any parser error
+        raise ConfigError(f"{path} does not read ({str(exc).splitlines()[0]})") from None
+    if not isinstance(container, dict) or "env" not in container or "algo" not in container:
+        raise ConfigError(f"{path} does not hold a run's config (no env or algo section)")
     data = {str(k): v for k, v in container.items()}
     try:
         return train_config(data)
@@ -58,7 +64,18 @@ def evaluate_run(
         seed_offset=cfg.eval.seed_offset if seed is None else seed - cfg.seed,
     )
     cfg = dataclasses.replace(cfg, eval=eval_cfg)
-    model = ALGOS[cfg.algo.name].load(run_dir / MODEL_FILE, device="cpu")
+    try:
+        model = ALGOS[cfg.algo.name].load(run_dir / MODEL_FILE, device="cpu")
+    except Exception as exc:  # a truncated or corrupt zip, or another algorithm's: any reader error
+        raise ConfigError(f"{run_dir / MODEL_FILE} does not load as {cfg.algo.name} ({str(exc).splitlines()[0]})") from None
+    env = make_env(cfg.env, seed=0, n_envs=1, training=False)
+    spaces = (env.observation_space, env.action_space)
+    env.close()
+    if (model.observation_space, model.action_space) != spaces:
+        raise ConfigError(
+            f"{run_dir / MODEL_FILE} acts on {model.observation_space} -> {model.action_space}, "
+            f"but {cfg.env.id} has {spaces[0]} -> {spaces[1]}"
+        )
     vecnorm = run_dir / VECNORMALIZE_FILE
     if cfg.env.normalize and not vecnorm.is_file():
         raise FileNotFoundError(f"{run_dir} trained with env.normalize but {VECNORMALIZE_FILE} is missing")

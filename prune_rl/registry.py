@@ -39,6 +39,50 @@ NOISES: dict[str, type[NormalActionNoise] | type[OrnsteinUhlenbeckActionNoise]] 
 }
 
 SCHEDULED_KEYS = ("learning_rate", "clip_range", "clip_range_vf")
+# SB3 arguments that must be positive (a schedule's start value for the scheduled ones), at least 0, or a fraction.
+POSITIVE = ("learning_rate", "clip_range", "batch_size", "n_steps", "n_epochs", "buffer_size", "max_grad_norm",
+            "target_update_interval", "policy_delay")  # fmt: skip
+NON_NEGATIVE = ("learning_starts", "ent_coef", "vf_coef", "target_noise_clip", "target_policy_noise")
+FRACTIONS = ("gamma", "gae_lambda", "tau", "exploration_fraction", "exploration_initial_eps", "exploration_final_eps")
+
+
+def check_ranges(kwargs: dict[str, Any]) -> None:
+    """
+    Refuse out-of-range SB3 arguments in one line, before SB3 fails on them with a traceback (or trains on them).
+
+    :param kwargs: The ``algo`` config without its ``name`` (schedules still as ``lin_<x>``).
+    :raises ConfigError: Naming the key, the value and what is allowed.
+    """
+
+    def number(key: str) -> float | None:
+        value = kwargs.get(key)
+        if isinstance(value, str) and value.startswith("lin_"):
+            value = value[len("lin_") :]
+        if value is None or isinstance(value, bool) or (key == "ent_coef" and isinstance(value, str)):  # ent_coef: auto
+            return None
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"algo.{key}: expected a number, got {kwargs.get(key)!r}") from None
+
+    for key in POSITIVE:
+        value = number(key)
+        if value is not None and not value > 0:
+            raise ConfigError(f"algo.{key} must be > 0, got {kwargs[key]}")
+    for key in NON_NEGATIVE:
+        value = number(key)
+        if value is not None and not value >= 0:
+            raise ConfigError(f"algo.{key} must be >= 0, got {kwargs[key]}")
+    for key in FRACTIONS:
+        value = number(key)
+        if value is not None and not 0 <= value <= 1:
+            raise ConfigError(f"algo.{key} must be in [0, 1], got {kwargs[key]}")
+    train_freq = kwargs.get("train_freq")
+    if isinstance(train_freq, int) and train_freq < 1:
+        raise ConfigError(f"algo.train_freq must be >= 1, got {train_freq}")
+    gradient_steps = kwargs.get("gradient_steps")
+    if isinstance(gradient_steps, int) and (gradient_steps == 0 or gradient_steps < -1):
+        raise ConfigError(f"algo.gradient_steps must be >= 1 (or -1: as many as steps collected), got {gradient_steps}")
 
 
 def _schedule(key: str, value: Any) -> Any:
@@ -82,6 +126,7 @@ def algo_kwargs(kwargs: dict[str, Any], n_actions: int | None) -> dict[str, Any]
     :param n_actions: Action dimensions (continuous spaces), for ``action_noise``.
     :return: Arguments ready for the algorithm class.
     """
+    check_ranges(kwargs)
     out = dict(kwargs)
     for key in SCHEDULED_KEYS:
         if key in out:

@@ -114,6 +114,7 @@ def build_pruned_model(cfg: TrainConfig, env: Any, pruner: Pruner | None) -> Bas
     if pruner is None:
         return model
     try:
+        pruner.check(prunable_nets(model))
         widths = pruner.architecture(prunable_nets(model))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
@@ -427,6 +428,7 @@ def run(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> dict:
     if checkpoints.stopped:
         assert signals.received is not None
         env.close()
+        signals.chain()  # e.g. submitit's requeue on SLURM
         raise Interrupted(signals.received, checkpoints.saved_at)
     final_state = states()
     wall = final_state["wall_seconds"]

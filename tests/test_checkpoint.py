@@ -148,3 +148,18 @@ def test_resume_refuses_what_it_cannot_resume_in_one_line(tmp_path: Path) -> Non
         result = runner.invoke(app, ["resume", str(path)])
         assert result.exit_code == 2, result.output
         assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_a_job_slurm_requeued_resumes_its_run_instead_of_refusing_the_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = train_cfg(PPO_RUN)
+    run(cfg, tmp_path / "whole")
+    monkeypatch.setattr("prune_rl.train.PhaseTimeCallback", _SignalAfter)
+    with pytest.raises(Interrupted):
+        run(cfg, tmp_path / "stopped")
+    monkeypatch.undo()
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")  # what SLURM sets in a requeued job
+    result = runner.invoke(app, ["train", *PPO_RUN, f"hydra.run.dir={tmp_path / 'stopped'}"])
+    assert result.exit_code == 0, result.output
+    _same_run(tmp_path / "whole", tmp_path / "stopped", PPO)

@@ -132,6 +132,14 @@ class Pruner(ABC):
         """
         return None
 
+    def check(self, nets: Sequence[PrunableNet]) -> None:  # noqa: B027 (an optional hook)
+        """
+        Refuse networks the configuration cannot prune as asked, before training starts.
+
+        :param nets: The networks as built.
+        :raises ValueError: One line saying what is wrong and what is allowed.
+        """
+
     def architecture(self, dense: Sequence[PrunableNet]) -> dict[str, list[int]] | None:
         """
         Hidden widths to build the networks with instead of the configured ones (``scratch``), or ``None``.

@@ -14,7 +14,7 @@ network's scheduled sparsity; removal is permanent. Subclasses say how neurons a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -59,6 +59,17 @@ class StructuredPruner(Pruner):
             self.neuron_masks[layer.name].apply_(self.optimizers)
         for net in self.nets:
             self.thresholds.setdefault(net.name, 0.0)
+
+    def check(self, nets: Sequence[PrunableNet]) -> None:
+        """Refuse a ``min_neurons`` that keeps every neuron of a layer that should lose some."""
+        for net in nets:
+            target = self.final_sparsity(net)
+            for layer in net.layers:
+                if target > 0 and self.cfg.min_neurons >= layer.dense:
+                    raise ValueError(
+                        f"pruning.min_neurons={self.cfg.min_neurons} keeps all {layer.dense} neurons of {layer.name}, so "
+                        f"{net.name} cannot reach sparsity {target}: use a min_neurons below {layer.dense}"
+                    )
 
     def alive(self, net: PrunableNet) -> list[torch.Tensor]:
         """:return: The boolean masks of ``net``'s hidden layers, over the neurons they hold now."""

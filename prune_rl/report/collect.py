@@ -89,7 +89,12 @@ def _target(run: Path) -> float | None:
     """The run's ``pruning.sparsity`` from its ``config.yaml`` (``None`` if absent)."""
     import yaml
 
-    config = yaml.safe_load((run / "config.yaml").read_text()) or {}
+    try:
+        config = yaml.safe_load((run / "config.yaml").read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{run / 'config.yaml'} does not read ({str(exc).splitlines()[0]})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{run / 'config.yaml'} does not hold a run's config")
     value = (config.get("pruning") or {}).get("sparsity")
     return float(value) if isinstance(value, int | float) else None
 
