@@ -28,8 +28,8 @@ from prune_rl.evaluate import load_run_config
 from prune_rl.registry import ALGOS
 from prune_rl.report.cost import measure
 from prune_rl.rundir import missing_file
-from prune_rl.sb3.export import DeployedPolicy, compact_model, export_onnx, load_vecnormalize
-from prune_rl.train import MASKS_FILE, MODEL_FILE, VECNORMALIZE_FILE
+from prune_rl.sb3.export import DeployedPolicy, compact_model, export_onnx, load_vecnormalize, widen_deployed_
+from prune_rl.train import MASKS_FILE, MODEL_FILE, VECNORMALIZE_FILE, build_model
 
 EXPORT_DIR = "export"
 CHECK_SEED = 30_000  # the check's env seed: apart from training (seed), evaluation (+10000) and PuRL's states
@@ -71,6 +71,20 @@ def agreement(actions: np.ndarray, reference: np.ndarray, discrete: bool) -> dic
     return {"max_abs_diff": float(np.max(np.abs(actions - reference)))}
 
 
+def _masked_dense(cfg: Any, narrow: Any, run_dir: Path) -> Any:
+    """The model at the configured widths holding a shrunk run's deployed network, removed neurons as zeros."""
+    env = make_env(cfg.env, seed=cfg.seed, n_envs=1, training=False)
+    try:
+        dense = build_model(cfg, env)
+        widen_deployed_(dense, narrow, torch.load(run_dir / MASKS_FILE, map_location="cpu", weights_only=True))
+    except ValueError as exc:
+        raise ConfigError(f"{run_dir}: {exc}") from None
+    finally:
+        env.close()
+    dense.policy.to("cpu")
+    return dense
+
+
 def export_run(run_dir: str | Path, threads: int = 1, n_states: int = 2000, min_run_time: float = 0.5) -> dict[str, Any]:
     """
     Export a pruned run: compact model, ONNX policy, cost card.
@@ -105,6 +119,8 @@ def export_run(run_dir: str | Path, threads: int = 1, n_states: int = 2000, min_
     out = run_dir / EXPORT_DIR
     out.mkdir(exist_ok=True)
     compact = compact_model(model)
+    if cfg.pruning.shrink:  # model.zip holds the narrow networks: measure against the masked dense network they were
+        model = _masked_dense(cfg, model, run_dir)
     compact.save(out / "compact.zip")
     if vecnormalize is not None:
         shutil.copyfile(run_dir / VECNORMALIZE_FILE, out / VECNORMALIZE_FILE)

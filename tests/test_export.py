@@ -129,9 +129,9 @@ def test_the_onnx_policy_matches_predict_on_raw_observations(case: str, normaliz
     _same(actions, model.predict(seen, deterministic=True)[0], discrete=case in ("ppo-discrete", "dqn"))
 
 
-def _trained(tmp_path: Path, pruning: str = "l1_structured") -> Path:
+def _trained(tmp_path: Path, pruning: str = "l1_structured", *extra: str) -> Path:
     out = tmp_path / pruning
-    result = runner.invoke(app, ["train", *fast("ppo", "cartpole", pruning), f"hydra.run.dir={out}"])
+    result = runner.invoke(app, ["train", *fast("ppo", "cartpole", pruning), *extra, f"hydra.run.dir={out}"])
     assert result.exit_code == 0, result.output
     return out
 
@@ -146,6 +146,17 @@ def test_export_writes_a_compact_model_an_onnx_policy_and_a_cost_card(tmp_path: 
     assert card["dense"]["flops"] == 2 * (4 * 8 + 8 * 8 + 8 * 2)  # the [8, 8] policy of the fast config, batch 1
     assert {"torch_latency_us", "onnx_latency_us", "torch_batch_ms", "onnx_batch_ms"} <= set(card["compact"])
     assert "fewer FLOPs" in result.output and (run / "export" / "policy.onnx").is_file()
+
+
+def test_a_run_shrunk_while_training_is_measured_against_the_dense_network_it_replaced(tmp_path: Path) -> None:
+    run = _trained(tmp_path, "l1_structured", "pruning.shrink=true")
+    result = runner.invoke(app, ["export", str(run)])
+    assert result.exit_code == 0, result.output
+    card = json.loads((run / "export" / "cost.json").read_text())
+    assert card["check"]["compact"] == {"identical": 1.0} and card["check"]["onnx"] == {"identical": 1.0}
+    assert card["dense"]["flops"] == 2 * (4 * 8 + 8 * 8 + 8 * 2) and card["ratios"]["flops"] > 1
+    masks = torch.load(run / "masks.pt")
+    assert card["net_arch"]["pi"] == [int(masks["pi.0"].sum()), int(masks["pi.1"].sum())]
 
 
 def test_export_refuses_bad_runs_in_one_line(tmp_path: Path) -> None:
