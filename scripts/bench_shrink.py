@@ -6,7 +6,9 @@ For each task, four ``prune-rl train`` runs in fresh processes, one at a time, w
 - ``masked``: the task's pruning recipe with ``pruning.shrink=false`` (pruned neurons are zeros the kernels still
   multiply);
 - ``shrunk``: the same with ``pruning.shrink=true`` (the networks are rebuilt narrower after every cut);
-- ``scratch``: ``pruning=scratch`` at the widths the shrunk run ended with (``pruning.from_run``), the limit.
+- ``scratch``: ``pruning=scratch`` at the widths the shrunk run ended with (``pruning.from_run``), the limit;
+- ``shrunk_value90`` (not run unless asked): ``shrunk`` with ``pruning.value_sparsity=0.9``, for when the value or
+  critic networks' default sparsity (0.5) limits the gain.
 
 Times are of ``learn()`` (``results.json`` ``wall_seconds``), split into environment steps, the rest of the
 rollouts, gradient phases and pruning events (``phase_seconds``, ``prune_seconds``). Returns are each run's final
@@ -46,7 +48,7 @@ TASKS: dict[str, list[str]] = {
         "pruning.end=0.3",
     ],
 }
-VARIANTS = ("dense", "masked", "shrunk", "scratch")
+VARIANTS = ("dense", "masked", "shrunk", "scratch", "shrunk_value90")
 COLUMNS = ("task", "variant", "timesteps", "wall_s", "env_s", "rollout_other_s", "gradient_s", "prune_s", "return",
            "ratio_to_dense", "ratio_to_scratch", "widths")  # fmt: skip
 
@@ -56,10 +58,12 @@ def overrides(task: str, variant: str, root: Path, extra: list[str]) -> list[str
     base = [a for a in TASKS[task] if not a.startswith("pruning")]
     recipe = [a for a in TASKS[task] if a.startswith("pruning")]
     common = [*base, "eval.freq=0", "progress_bar=false", *extra]
-    if variant == "dense":
-        return [*common, "pruning=none"]
+    if variant == "dense":  # pruning=none has no pruning keys
+        return [*[a for a in common if not a.startswith("pruning.")], "pruning=none"]
     if variant == "scratch":
         return [*common, "pruning=scratch", f"pruning.from_run='{(root / 'runs' / f'{task}__shrunk').resolve()}'"]
+    if variant == "shrunk_value90":
+        return [*common, *recipe, "pruning.shrink=true", "pruning.value_sparsity=0.9"]
     return [*common, *recipe, f"pruning.shrink={variant == 'shrunk'}"]
 
 
@@ -125,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     """Train what is missing, then write the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
-    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS[:4]))
     parser.add_argument("--n-timesteps", type=int, default=None, help="every task's budget (default: the task's own)")
     parser.add_argument("--root", type=Path, default=Path("outputs/shrink"))
     parser.add_argument("--table-only", action="store_true", help="only write the table from finished runs")
