@@ -24,8 +24,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from prune_rl.config import ConfigError
 from prune_rl.environment import make_env
-from prune_rl.evaluate import load_run_config
-from prune_rl.registry import ALGOS
+from prune_rl.evaluate import load_run_config, load_run_model
 from prune_rl.report.cost import measure
 from prune_rl.rundir import missing_file
 from prune_rl.sb3.export import DeployedPolicy, compact_model, export_onnx, load_vecnormalize, widen_deployed_
@@ -103,10 +102,7 @@ def export_run(run_dir: str | Path, threads: int = 1, n_states: int = 2000, min_
     if not (run_dir / MASKS_FILE).is_file():
         raise ConfigError(f"{run_dir} has no {MASKS_FILE}: it is a dense run, with nothing to remove")
     cfg = load_run_config(run_dir, lenient_pruning=True)
-    try:
-        model = ALGOS[cfg.algo.name].load(run_dir / MODEL_FILE, device="cpu")
-    except Exception as exc:  # a truncated or corrupt zip: any reader error
-        raise ConfigError(f"{run_dir / MODEL_FILE} does not load ({str(exc).splitlines()[0]})") from None
+    model = load_run_model(run_dir, cfg)
     vecnormalize = None
     if cfg.env.normalize:
         if not (run_dir / VECNORMALIZE_FILE).is_file():

@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from omegaconf import OmegaConf
+from stable_baselines3.common.base_class import BaseAlgorithm
 
 from prune_rl.config import ConfigError, TrainConfig, train_config
 from prune_rl.environment import make_env
@@ -38,6 +39,29 @@ def load_run_config(run_dir: str | Path, lenient_pruning: bool = False) -> Train
         return train_config({**data, "pruning": {"name": pruning.get("name", "none"), "method": "none"}})
 
 
+def load_run_model(run_dir: str | Path, cfg: TrainConfig) -> BaseAlgorithm:
+    """
+    :param run_dir: A run directory.
+    :param cfg: Its config (:func:`load_run_config`).
+    :return: Its ``model.zip``, on the CPU.
+    :raises ConfigError: If the file does not load as the run's algorithm, or acts on other spaces than the run's env.
+    """
+    run_dir = Path(run_dir)
+    try:
+        model = ALGOS[cfg.algo.name].load(run_dir / MODEL_FILE, device="cpu")
+    except Exception as exc:  # a truncated or corrupt zip, or another algorithm's: any reader error
+        raise ConfigError(f"{run_dir / MODEL_FILE} does not load as {cfg.algo.name} ({str(exc).splitlines()[0]})") from None
+    env = make_env(cfg.env, seed=0, n_envs=1, training=False)
+    spaces = (env.observation_space, env.action_space)
+    env.close()
+    if (model.observation_space, model.action_space) != spaces:
+        raise ConfigError(
+            f"{run_dir / MODEL_FILE} acts on {model.observation_space} -> {model.action_space}, "
+            f"but {cfg.env.id} has {spaces[0]} -> {spaces[1]}"
+        )
+    return model
+
+
 def evaluate_run(
     run_dir: str | Path, n_episodes: int | None = None, seed: int | None = None, deterministic: bool = True
 ) -> dict:
@@ -64,18 +88,7 @@ def evaluate_run(
         seed_offset=cfg.eval.seed_offset if seed is None else seed - cfg.seed,
     )
     cfg = dataclasses.replace(cfg, eval=eval_cfg)
-    try:
-        model = ALGOS[cfg.algo.name].load(run_dir / MODEL_FILE, device="cpu")
-    except Exception as exc:  # a truncated or corrupt zip, or another algorithm's: any reader error
-        raise ConfigError(f"{run_dir / MODEL_FILE} does not load as {cfg.algo.name} ({str(exc).splitlines()[0]})") from None
-    env = make_env(cfg.env, seed=0, n_envs=1, training=False)
-    spaces = (env.observation_space, env.action_space)
-    env.close()
-    if (model.observation_space, model.action_space) != spaces:
-        raise ConfigError(
-            f"{run_dir / MODEL_FILE} acts on {model.observation_space} -> {model.action_space}, "
-            f"but {cfg.env.id} has {spaces[0]} -> {spaces[1]}"
-        )
+    model = load_run_model(run_dir, cfg)
     vecnorm = run_dir / VECNORMALIZE_FILE
     if cfg.env.normalize and not vecnorm.is_file():
         raise FileNotFoundError(f"{run_dir} trained with env.normalize but {VECNORMALIZE_FILE} is missing")
