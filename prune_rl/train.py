@@ -49,6 +49,7 @@ MASKS_FILE = "masks.pt"
 PRUNER_FILE = "pruner.pt"
 RESULTS_FILE = "results.json"
 DENSE_RESULTS: dict[str, Any] = {
+    "guard": None,
     "prune_seconds": 0.0,
     "shrink_seconds": 0.0,
     "widths": None,
@@ -482,5 +483,7 @@ def run(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> dict:
         final["n_episodes"],
         wall,
     )
+    if (results["guard"] or {}).get("short"):
+        log.warning("%s: guard: %s", cfg.run_name, results["guard"]["short"])
     env.close()
     return results

@@ -55,7 +55,8 @@ FAST = [
     "eval.freq=2",
     "progress_bar=false",
 ]
-FAST_PRUNING = ["pruning.probe_size=64", "pruning.interval=0.1"]
+# The schedule's mechanics, unguarded and masked: tests of the guard and of shrinking (the defaults) turn them on.
+FAST_PRUNING = ["pruning.probe_size=64", "pruning.interval=0.1", "pruning.guard=false", "pruning.shrink=false"]
 
 # Per algo: tiny networks and update sizes so that a few hundred steps include gradient updates.
 FAST_ALGO = {

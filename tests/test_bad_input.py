@@ -46,7 +46,7 @@ def _refused(result, message: str) -> None:
         (["env.n_envs=0"], "env.n_envs must be >= 1, got 0"),
         (["eval.n_episodes=0"], "eval.n_episodes must be >= 1, got 0"),
         (["checkpoint.every=2"], "checkpoint.every must be a fraction of training in [0, 1], got 2"),
-        (["pruning.sparsity=1.0"], "pruning.sparsity must be in [0, 1), got 1.0"),
+        (["pruning.sparsity=1.0"], "pruning.sparsity must be in [0, 1) or auto, got 1.0"),
         (["pruning.begin=0.9", "pruning.end=0.5"], "pruning.begin (0.9) must be before pruning.end (0.5)"),
         (["pruning.min_neurons=8"], "pruning.min_neurons=8 keeps all 8 neurons of pi.0, so pi cannot reach sparsity 0.95"),
         (["pruning=magnitude", "pruning.shrink=true"], "pruning.shrink=true needs a method that removes whole neurons"),

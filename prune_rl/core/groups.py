@@ -83,6 +83,20 @@ class HiddenLayer:
         """:return: L2 norm of each neuron's group, shape ``(n_neurons,)``."""
         return self.group_sq_norms().sqrt()
 
+    @torch.no_grad()
+    def computes(self) -> torch.Tensor:
+        """
+        Which neurons still compute something: a neuron whose incoming weights and bias are all exactly zero outputs
+        ``act(0) = 0`` (tanh, ReLU), and one whose outgoing weights are all zero feeds nothing, whatever its mask says.
+
+        :return: Boolean ``(n_neurons,)``.
+        """
+        fed = self.producer.weight.ne(0).any(dim=1)  # (out, in) -> (out,)
+        if self.producer.bias is not None:
+            fed = fed | self.producer.bias.ne(0)
+        feeds = torch.stack([c.weight.ne(0).any(dim=0) for c in self.consumers]).any(dim=0)  # (next, out) -> (out,)
+        return fed & feeds
+
     def factor_views(self, factor: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """
         Pair each parameter of the groups with ``factor`` shaped to broadcast over it.

@@ -25,6 +25,9 @@ exactly zero. It is applied as the group-lasso proximal operator with step size 
 
 which shrinks each group's norm by ``eta * lambda * w_{l,j}`` and sets it exactly to zero when the norm is
 smaller (decoupled from the optimizer, like AdamW's weight decay; Loshchilov & Hutter 2019, arXiv 1711.05101).
+A zeroed group is a removed neuron. With ``floors``, a step never leaves a layer with fewer nonzero groups than its
+floor: the groups it would zero beyond that, those closest to surviving (largest ``||theta|| / (eta * lambda * w)``),
+are shrunk to a norm of ``1e-6`` instead (alive, computing next to nothing), for a cut to remove.
 Groups of adjacent layers overlap (layer ``l``'s outgoing weights are layer ``l+1``'s incoming ones); the
 operator is applied layer by layer, input side first, which is exact for each layer in turn.
 """
@@ -38,6 +41,7 @@ import torch
 from prune_rl.core.groups import HiddenLayer
 
 ANCHORS = ("mean", "keep")  # the reference score of the importance weights (see GroupLasso.set_importance)
+SPARED_NORM = 1e-6  # the norm a step leaves a group it would zero but must spare (continuous at the threshold)
 
 
 class GroupLasso:
@@ -48,9 +52,17 @@ class GroupLasso:
     :param strength: ``lambda``, the penalty coefficient.
     :param gamma: Exponent of the importance weights (0 gives the plain group lasso).
     :param max_weight: Importance weights are clipped to ``[1 / max_weight, max_weight]``.
+    :param floors: Per layer, the fewest nonzero groups a step may leave (default: no floor).
     """
 
-    def __init__(self, layers: Sequence[HiddenLayer], strength: float, gamma: float = 1.0, max_weight: float = 10.0) -> None:
+    def __init__(
+        self,
+        layers: Sequence[HiddenLayer],
+        strength: float,
+        gamma: float = 1.0,
+        max_weight: float = 10.0,
+        floors: Sequence[int] | None = None,
+    ) -> None:
         if strength < 0:
             raise ValueError(f"strength must be >= 0, got {strength}")
         if max_weight < 1:
@@ -59,6 +71,9 @@ class GroupLasso:
         self.strength = strength
         self.gamma = gamma
         self.max_weight = max_weight
+        self.floors = list(floors) if floors is not None else [0] * len(self.layers)
+        if len(self.floors) != len(self.layers):
+            raise ValueError(f"{len(self.floors)} floors for {len(self.layers)} layers")
         self.weights = [torch.ones(layer.n_neurons, device=layer.producer.weight.device) for layer in self.layers]
 
     def set_importance(
@@ -111,8 +126,14 @@ class GroupLasso:
         """
         if self.strength == 0 or step_size == 0:
             return
-        for layer, weight in zip(self.layers, self.weights, strict=True):
+        for layer, weight, floor in zip(self.layers, self.weights, self.floors, strict=True):
             norms = layer.group_norms()
             shrink = step_size * self.strength * weight
             factor = (1.0 - shrink / norms.clamp_min(1e-12)).clamp_min(0.0)
+            zeroed = (norms > 0) & (factor == 0)
+            short = min(floor, int((norms > 0).sum())) - int((factor > 0).sum())
+            if short > 0:  # spare the zeroed groups closest to surviving, so the layer keeps its floor
+                closeness = torch.where(zeroed, norms / shrink.clamp_min(1e-12), torch.tensor(-float("inf")))
+                spared = closeness.topk(short).indices
+                factor[spared] = (SPARED_NORM / norms[spared]).clamp_max(1.0)
             layer.scale_(factor)

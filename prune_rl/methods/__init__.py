@@ -4,7 +4,7 @@
 ``name``) is a key of :data:`PRUNERS`. A new method is one module here, one entry below and one config file.
 """
 
-from prune_rl.methods.base import PROBE_WINDOWS, ProbeFn, Pruner, PrunerConfig
+from prune_rl.methods.base import AUTO, PROBE_WINDOWS, ProbeFn, Pruner, PrunerConfig
 from prune_rl.methods.dsp import DSPConfig, DynamicStructuredPruner, RepairConfig
 from prune_rl.methods.magnitude import GlobalMagnitudePruner, MagnitudeConfig, MagnitudePruner, matched_weight_sparsity
 from prune_rl.methods.scratch import ScratchConfig, ScratchPruner, run_widths
@@ -21,6 +21,7 @@ PRUNERS: dict[str, type[Pruner]] = {
 """``pruning.method`` -> the class; each class names its config dataclass in ``config_class``."""
 
 __all__ = [
+    "AUTO",
     "PROBE_WINDOWS",
     "PRUNERS",
     "DSPConfig",

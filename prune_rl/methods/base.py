@@ -26,6 +26,10 @@ ProbeFn = Callable[[], list[torch.Tensor]]
 """Runs every prunable network on a batch of recent states and returns their outputs (deployed network first)."""
 
 PROBE_WINDOWS = ("rollout", "interval", "recent")
+AUTO = "auto"
+"""``sparsity: auto``: cut the deployed network as far as the guard lets it (``prune_rl.sb3.guard``)."""
+AUTO_CEILING = 1.0 - 1e-6
+"""The deployed network's schedule under ``sparsity: auto``: every layer down to ``min_neurons``, if the guard allows."""
 
 
 @dataclass
@@ -35,7 +39,8 @@ class PrunerConfig:
 
     :param name: The option's name, used in run names (``dsp``, ``magnitude``, or a recipe's own name).
     :param method: Key of :data:`prune_rl.pruners.PRUNERS` that implements it (default: ``name``).
-    :param sparsity: Final sparsity of the deployed network (policy, Q-network, actor).
+    :param sparsity: Final sparsity of the deployed network (policy, Q-network, actor), or ``auto``: as far as the
+        guard allows.
     :param value_sparsity: Final sparsity of value and critic networks.
     :param begin: Fraction of training where pruning starts.
     :param end: Fraction of training where the final sparsity is reached (fine-tuning after it).
@@ -49,11 +54,16 @@ class PrunerConfig:
         (the last ``probe_size`` states). Off-policy algorithms sample their replay buffer either way.
     :param shrink: Rebuild the networks narrower after every cut, so that training gets cheaper as they shrink
         (methods whose removed neurons never come back; see :attr:`Pruner.shrinks`).
+    :param guard: Keep a cut only if it changes the deployed policy's actions on the probe states by at most
+        ``tolerance``, and cut again only once the training return has recovered to within ``tolerance`` of its
+        level before the last cut (``prune_rl.sb3.guard``).
+    :param tolerance: The guard's budget: a share of the policy's behaviour (actions changed, or action variance
+        lost) per cut, and a share of the return (or of its range, where returns are negative) between cuts.
     """
 
     name: str = "none"
     method: str = ""
-    sparsity: float = 0.95
+    sparsity: float | str = 0.95
     value_sparsity: float = 0.5
     begin: float = 0.1
     end: float = 0.75
@@ -63,6 +73,8 @@ class PrunerConfig:
     probe_size: int = 2048
     probe_window: str = "rollout"
     shrink: bool = False
+    guard: bool = True
+    tolerance: float = 0.05
 
     def __post_init__(self) -> None:
         self.method = self.method or self.name
@@ -73,9 +85,15 @@ class PrunerConfig:
                 raise ValueError(f"pruning.{key} must be a fraction of training in [0, 1], got {getattr(self, key)}")
         if self.begin >= self.end:
             raise ValueError(f"pruning.begin ({self.begin}) must be before pruning.end ({self.end})")
+        if self.sparsity == AUTO and not self.guard:
+            raise ValueError("pruning.sparsity=auto needs the guard (pruning.guard=true): it decides how far to cut")
         for key in ("sparsity", "value_sparsity"):
-            if not 0.0 <= getattr(self, key) < 1.0:
-                raise ValueError(f"pruning.{key} must be in [0, 1), got {getattr(self, key)}")
+            value = getattr(self, key)
+            if (key, value) != ("sparsity", AUTO) and not (isinstance(value, int | float) and 0.0 <= value < 1.0):
+                allowed = "[0, 1) or auto" if key == "sparsity" else "[0, 1)"
+                raise ValueError(f"pruning.{key} must be in {allowed}, got {value}")
+        if not 0.0 < self.tolerance < 1.0:
+            raise ValueError(f"pruning.tolerance must be in (0, 1), got {self.tolerance}")
         if self.min_neurons < 1:
             raise ValueError(f"pruning.min_neurons must be >= 1, got {self.min_neurons}")
         if self.probe_size < 1:
@@ -107,6 +125,8 @@ class Pruner(ABC):
     config_class: ClassVar[type[PrunerConfig]] = PrunerConfig
     shrinks: ClassVar[bool] = False
     """Whether the method removes whole neurons for good, so that its networks can be rebuilt narrower (:meth:`shrink_`)."""
+    scales_cut: ClassVar[bool] = True
+    """Whether an event cuts :attr:`cut_scale` of its scheduled cut (:meth:`target`), so that a guard can make it smaller."""
 
     def __init__(self, cfg: PrunerConfig, seed: int = 0) -> None:
         self.cfg = cfg
@@ -117,6 +137,10 @@ class Pruner(ABC):
         self.schedules: dict[str, Sparsity] = {}
         self.last_event = -1.0  # progress of the last event (-1: none yet)
         self.n_events = 0
+        self.reached: dict[str, float] = {}  # per network, the sparsity the last event cut it to (see target)
+        self.cut_scale = 1.0  # set by a guard: the share of the scheduled cut that the next event makes
+        self.stopped = False  # set by a guard: no more events, and no more regularizing
+        self.held = False  # set by a guard while the return recovers from a cut: no regularizing meanwhile
         self.log_dir: Path | None = None  # the run's log directory, set by the driver: a method's own logs go below it
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -180,8 +204,22 @@ class Pruner(ABC):
     # -- the training loop -------------------------------------------------------------------------
 
     def final_sparsity(self, net: PrunableNet) -> float:
-        """:return: The sparsity ``net`` reaches at ``end``."""
-        return self.cfg.sparsity if net.role == "policy" else self.cfg.value_sparsity
+        """:return: The sparsity ``net`` reaches at ``end`` (under ``auto``, every layer at ``min_neurons``)."""
+        if net.role != "policy":
+            return self.cfg.value_sparsity
+        return AUTO_CEILING if self.cfg.sparsity == AUTO else float(self.cfg.sparsity)
+
+    def target(self, net: PrunableNet, progress: float) -> float:
+        """
+        The sparsity an event at ``progress`` cuts ``net`` to: :attr:`cut_scale` of the way from where the last event
+        left it to its schedule (all the way unless a guard asked for less).
+
+        :param net: One of the networks.
+        :param progress: Fraction of training done.
+        :return: ``s_last + cut_scale * (s(progress) - s_last)``.
+        """
+        last = self.reached.get(net.name, 0.0)
+        return last + self.cut_scale * max(self.schedules[net.name](progress) - last, 0.0)
 
     def listening(self, progress: float) -> bool:
         """:return: Whether the states seen now may feed the next event (pooled probe windows)."""
@@ -190,7 +228,7 @@ class Pruner(ABC):
     def due(self, progress: float) -> bool:
         """:return: Whether a pruning event is due at ``progress``."""
         cfg = self.cfg
-        if progress < cfg.begin or self.last_event >= cfg.end:
+        if self.stopped or progress < cfg.begin or self.last_event >= cfg.end:
             return False
         return progress - self.last_event >= cfg.interval or progress >= cfg.end
 
@@ -208,7 +246,9 @@ class Pruner(ABC):
         :param progress: Fraction of training done (selects the scheduled sparsity).
         :param probe: Runs the networks on recent states.
         """
+        targets = {net.name: self.target(net, progress) for net in self.nets}
         self.prune(progress, probe)
+        self.reached.update(targets)
         self.last_event = progress
         self.n_events += 1
 
@@ -220,6 +260,14 @@ class Pruner(ABC):
         :param progress: Fraction of training done.
         :param probe: Runs the networks on recent states.
         """
+
+    def absorb_dead_(self) -> int:
+        """
+        Remove for good what something other than a cut removed (a method with neuron masks overrides this).
+
+        :return: How many neurons were absorbed (0 here).
+        """
+        return 0
 
     def alive_neurons(self, net: PrunableNet) -> list[torch.Tensor]:
         """
@@ -279,6 +327,9 @@ class Pruner(ABC):
             "masks": self.masks(),
             "last_event": self.last_event,
             "n_events": self.n_events,
+            "reached": dict(self.reached),
+            "stopped": self.stopped,
+            "held": self.held,
             "generator": self.generator.get_state(),
             "index": {layer.name: layer.index.clone() for layer in layers},
             "dense": {layer.name: layer.dense for layer in layers},
@@ -302,6 +353,10 @@ class Pruner(ABC):
         self._setup(state["masks"])
         self.last_event = float(state["last_event"])
         self.n_events = int(state["n_events"])
+        last = self.last_event  # a state from before the guard: every event cut to its schedule
+        self.reached = dict(state.get("reached", {n: s(last) for n, s in self.schedules.items()} if last >= 0 else {}))
+        self.stopped = bool(state.get("stopped", False))
+        self.held = bool(state.get("held", False))
         self.generator.set_state(state["generator"])
 
 

@@ -37,6 +37,7 @@ from prune_rl.core import (
     distill_,
     fan_in_scales,
     fold_,
+    layer_quota,
 )
 from prune_rl.core.importance import probe_activations
 from prune_rl.methods.base import ProbeFn, PrunerConfig, check_choice
@@ -156,9 +157,16 @@ class DynamicStructuredPruner(StructuredPruner):
         """
         begin, end = self.cfg.begin, self.cfg.end
         start, stop = max(self.reg_done, begin), min(progress, end)
+        if self.stopped or self.held:  # a guard stopped pruning, or waits for the return: that stretch is skipped
+            self.reg_done = max(self.reg_done, stop)
+            return
         if stop - start < min_step and not (stop >= end > start):
             return
-        for lasso in self.lassos.values():
+        for net in self.nets:
+            # Neurons leave through the (guarded) cuts: the regularizer drives groups towards zero, but never leaves a
+            # layer with fewer nonzero groups than the last cut's target keeps (min_neurons included).
+            lasso, reached = self.lassos[net.name], self.reached.get(net.name, 0.0)
+            lasso.floors = [layer_quota(reached, layer.dense, self.cfg.min_neurons) for layer in net.layers]
             lasso.prox_((stop - start) / (end - begin))
         self.reg_done = stop
 

@@ -129,7 +129,7 @@ class MagnitudePruner(Pruner):
     def prune(self, progress: float, probe: ProbeFn) -> None:
         """Mask each layer's smallest alive weights so that it reaches the scheduled sparsity."""
         for net in self.nets:
-            target = self.schedules[net.name](progress)
+            target = self.target(net, progress)
             for mask in self.weight_masks[net.name]:
                 self._set(mask, magnitude_keep(mask.linear.weight, mask.alive, weight_quota(target, mask.n_weights)))
 
@@ -171,7 +171,7 @@ class GlobalMagnitudePruner(MagnitudePruner):
         """Mask the network's smallest alive weights, every layer keeping at least ``min_weights``."""
         for net in self.nets:
             masks = self.weight_masks[net.name]
-            n_keep = weight_quota(self.schedules[net.name](progress), sum(m.n_weights for m in masks))
+            n_keep = weight_quota(self.target(net, progress), sum(m.n_weights for m in masks))
             weights, alive = [m.linear.weight for m in masks], [m.alive for m in masks]
             keeps = global_magnitude_keep(weights, alive, n_keep, self.cfg.min_weights)
             for mask, keep in zip(masks, keeps, strict=True):

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import torch
 
 from prune_rl.core import PrunableNet, compact_weight_count, layer_quota
-from prune_rl.methods.base import ProbeFn, Pruner, PrunerConfig, net_stats
+from prune_rl.methods.base import AUTO, ProbeFn, Pruner, PrunerConfig, net_stats
 
 RESULTS_FILE = "results.json"
 
@@ -34,6 +34,11 @@ class ScratchConfig(PrunerConfig):
     """
 
     from_run: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.sparsity == AUTO and not self.from_run:
+            raise ValueError("pruning=scratch with sparsity=auto needs pruning.from_run: a run whose widths to train at")
 
 
 def run_widths(run_dir: str | Path) -> dict[str, list[int]]:

@@ -114,15 +114,34 @@ class StructuredPruner(Pruner):
         layers = self.layers
         if not layers:
             return
+        self.absorb_dead_()
         scores = dict(zip([la.name for la in layers], self.score(layers, probe), strict=True))
         for net in self.nets:
             net_scores = [scores[la.name] for la in net.layers]
-            target = self.schedules[net.name](progress)
+            target = self.target(net, progress)
             widths = [la.dense for la in net.layers]
             new_alive, tau = select_alive(net_scores, self.alive(net), target, self.cfg.min_neurons, widths=widths)
             self.cut_(net, new_alive, net_scores)
             if tau is not None:
                 self.thresholds[net.name] = tau
+
+    def absorb_dead_(self) -> int:
+        """
+        Mask the neurons that something other than a cut removed: a neuron whose incoming weights and bias, or whose
+        outgoing weights, are all exactly zero (the group lasso drives whole groups there) computes nothing, so it is
+        removed for good, like a cut one (its optimizer state is zeroed, and shrinking may drop it).
+
+        :return: How many neurons were absorbed.
+        """
+        absorbed = 0
+        for layer in self.layers:
+            mask = self.neuron_masks[layer.name]
+            dead = mask.alive & ~layer.computes().to(mask.alive.device)
+            if bool(dead.any()):
+                absorbed += int(dead.sum())
+                mask.alive = mask.alive & ~dead
+                mask.apply_(self.optimizers)
+        return absorbed
 
     def cut_(self, net: PrunableNet, new_alive: list[torch.Tensor], scores: list[torch.Tensor]) -> None:
         """
@@ -143,10 +162,14 @@ class StructuredPruner(Pruner):
         return {name: mask.layer.to_dense(mask.alive, False) for name, mask in self.neuron_masks.items()}
 
     def stats(self) -> dict[str, dict[str, Any]]:
-        """:return: The common fields per network, and ``threshold`` (the last cut's, on normalised scores)."""
+        """
+        :return: The common fields per network, and ``threshold`` (the last cut's, on normalised scores). A neuron
+            counts as alive if its mask keeps it and it still computes (:meth:`HiddenLayer.computes`).
+        """
         out = {}
         for net in self.nets:
-            alive = self.alive(net)
+            # what the network holds: a neuron the regularizer zeroed is removed, whatever its mask says
+            alive = [a & layer.computes().to(a.device) for a, layer in zip(self.alive(net), net.layers, strict=True)]
             widths = [int(a.sum()) for a in alive]
             out[net.name] = {
                 **net_stats(net, widths, compact_weight_count(net, alive), compact_weight_count(net)),

@@ -9,7 +9,8 @@ from typing import Any
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
-from prune_rl.methods import Pruner
+from prune_rl.methods import AUTO, Pruner
+from prune_rl.sb3.guard import CutGuard
 from prune_rl.sb3.networks import activation, optimizers, prunable_nets, set_net_arch, uniform_critics
 from prune_rl.sb3.probe import Probe
 
@@ -26,12 +27,16 @@ class PruningCallback(BaseCallback):
     run's whole budget, so a run continued with ``learn(..., reset_num_timesteps=False)`` carries on its
     schedule; without a budget, the current ``learn()`` call's total is used.
 
+    With ``pruning.guard`` (the default), each event's cut goes through :class:`prune_rl.sb3.guard.CutGuard`: kept,
+    made smaller or undone by what it does to the policy, and held back while the training return recovers.
+
     With ``pruning.shrink``, the networks are rebuilt narrower right after every cut (:meth:`Pruner.shrink_`), and
     the model's ``policy_kwargs.net_arch`` follows, so that a saved model loads at its new widths.
 
     TensorBoard (``prune/`` tags): per network ``neuron_sparsity``, ``weight_sparsity``, ``width`` (the neurons it
     holds now) and the method's own numbers (``threshold``, ``penalty``, ...), per hidden layer ``alive/<layer>``,
-    the method's scalars, ``events``, and ``fps``, the training steps per second since the previous record.
+    the method's scalars, ``events``, ``fps``, the training steps per second since the previous record, and the
+    guard's ``guard/...`` (events kept, reduced, rejected, deferred; the last cut's scale and behaviour change).
 
     :param pruner: The pruning method.
     :param total_timesteps: The run's training budget (``n_timesteps``).
@@ -55,6 +60,8 @@ class PruningCallback(BaseCallback):
         self.initial_masks = masks
         self.initial_state = state
         self.probe: Probe | None = None
+        self.guard: CutGuard | None = None
+        self._guard_state: dict[str, Any] | None = None  # a resumed run's guard state, loaded when the guard is built
         self.prune_seconds = 0.0  # wall time of pruning events and regularizer steps
         self.shrink_seconds = 0.0  # of which rebuilding the networks narrower
         self._clock: tuple[float, int] | None = None  # (time, timesteps) of the previous record, for prune/fps
@@ -67,6 +74,11 @@ class PruningCallback(BaseCallback):
             self.pruner.setup(prunable_nets(self.model), optimizers(self.model), self.initial_masks)
             if self.initial_state is not None:
                 self.pruner.load_state_dict(self.initial_state)
+        if self.pruner.cfg.guard and (self.guard is None or self.guard.model is not self.model):
+            self.guard = CutGuard(self.model, self.pruner, self.pruner.cfg.tolerance)
+            if self._guard_state is not None:
+                self.guard.load_state_dict(self._guard_state)
+                self._guard_state = None
         if self.probe is None or self.probe.model is not self.model:  # kept across learn() calls: pooled windows
             cfg = self.pruner.cfg
             self.probe = Probe(self.model, cfg.probe_size, cfg.probe_window, seed=self.model.seed or 0)
@@ -83,6 +95,11 @@ class PruningCallback(BaseCallback):
         return min(self.model.num_timesteps / max(total, 1), 1.0)
 
     def _on_step(self) -> bool:
+        if self.guard is not None:
+            for info in self.locals.get("infos", ()):
+                episode = info.get("episode")
+                if episode is not None:  # Monitor's record of a finished training episode
+                    self.guard.observe(float(episode["r"]))
         return True
 
     def _on_rollout_end(self) -> None:
@@ -102,6 +119,8 @@ class PruningCallback(BaseCallback):
 
     def _on_training_end(self) -> None:
         self._catch_up()
+        if self.progress >= 1.0 and self.pruner.absorb_dead_() and self.pruner.cfg.shrink:
+            self._shrink()  # the run is over: what the regularizer zeroed since the last event leaves for good too
         self.pruner.close()
         self._record()
         self.logger.dump(self.num_timesteps)
@@ -112,9 +131,17 @@ class PruningCallback(BaseCallback):
         self.pruner.regularize(self.progress)
         if self._pending is not None:
             assert self.probe is not None
-            self.pruner.step(self._pending, self.probe)
+            progress, self._pending = self._pending, None
+            if self.guard is None:
+                self.pruner.step(progress, self.probe)
+            elif self.guard.ready(self.progress):
+                guarded = time.perf_counter()
+                self.guard.cut(progress, self.probe)
+                self.guard.seconds += time.perf_counter() - guarded
+            else:  # deferred: the next due rollout tries again, with the states pooled until then
+                self.prune_seconds += time.perf_counter() - start
+                return
             self.probe.reset()
-            self._pending = None
             if self.pruner.cfg.shrink:
                 self._shrink()
             self._record()
@@ -145,6 +172,9 @@ class PruningCallback(BaseCallback):
                 self.logger.record(f"prune/alive/{layer}", n)
         for tag, value in self.pruner.scalars().items():
             self.logger.record(tag, value)
+        if self.guard is not None:
+            for tag, value in self.guard.scalars().items():
+                self.logger.record(tag, value)
         self.logger.record("prune/events", self.pruner.n_events)
 
     def state_dict(self) -> dict[str, Any]:
@@ -156,6 +186,7 @@ class PruningCallback(BaseCallback):
         return {
             "pruner": self.pruner.state_dict(),
             "probe": self.probe.state_dict() if self.probe is not None else None,
+            "guard": self.guard.state_dict() if self.guard is not None else self._guard_state,
             "prune_seconds": self.prune_seconds,
             "shrink_seconds": self.shrink_seconds,
         }
@@ -168,6 +199,7 @@ class PruningCallback(BaseCallback):
         """
         self.initial_state = state["pruner"]
         self._probe_state = state["probe"]
+        self._guard_state = state.get("guard")
         self.prune_seconds = float(state["prune_seconds"])
         self.shrink_seconds = float(state["shrink_seconds"])
 
@@ -187,9 +219,32 @@ class PruningCallback(BaseCallback):
         """
         torch.save(self.pruner.state_dict(), path)
 
+    def guard_results(self) -> dict[str, Any] | None:
+        """
+        :return: The guard's decisions (:meth:`CutGuard.results`), the sparsity reached and asked for (the deployed
+            network's, in the method's units: neurons, or weights for unstructured methods), and ``short``: one line
+            saying why pruning stopped short of a fixed target or where ``auto`` stopped (``None`` if it was reached).
+        """
+        if self.guard is None or not self.pruner.nets:
+            return None
+        deployed = self.pruner.nets[0]
+        reached, target = self.pruner.reached.get(deployed.name, 0.0), self.pruner.final_sparsity(deployed)
+        stats = self.pruner.stats()[deployed.name]
+        removed = f"{stats['neuron_sparsity']:.1%} of its neurons removed ({stats['weight_sparsity']:.1%} of weights)"
+        where = f"{deployed.name} at {removed}"
+        why = self.guard.stopped or "the schedule ended"
+        if self.pruner.cfg.sparsity == AUTO:
+            short: str | None = f"sparsity=auto stopped with {where}: {why}"
+        elif reached < target - 1e-9:
+            short = f"{where}, short of pruning.sparsity={self.pruner.cfg.sparsity}: {why}"
+        else:
+            short = None
+        return {**self.guard.results(), "reached": reached, "target": self.pruner.cfg.sparsity, "short": short}
+
     def results(self) -> dict[str, Any]:
-        """:return: The pruning fields of ``results.json``: method, events, seconds and sparsity per network."""
+        """:return: The pruning fields of ``results.json``: method, events, seconds, the guard, sparsity per network."""
         return {
+            "guard": self.guard_results(),
             "prune_seconds": self.prune_seconds,
             "shrink_seconds": self.shrink_seconds,
             "widths": {net.name: [layer.n_neurons for layer in net.layers] for net in self.pruner.nets},

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
@@ -146,6 +147,30 @@ class Probe:
             return self._outputs()
         finally:
             policy.set_training_mode(was_training)
+
+    @torch.no_grad()
+    def actions(self) -> torch.Tensor:
+        """
+        The deployed policy's deterministic actions on the captured batch, as SB3 acts: argmax for discrete actions,
+        the (squashed) mean for continuous ones, clipped to the action space's bounds where SB3 clips them.
+
+        :return: ``(n_states,)`` action indices, or ``(n_states, action_dim)`` actions.
+        """
+        if self.batch is None:
+            self.capture()
+        assert self.batch is not None
+        policy = self.model.policy
+        was_training = policy.training
+        policy.set_training_mode(False)
+        try:
+            actions = policy._predict(self.batch[0], deterministic=True)
+        finally:
+            policy.set_training_mode(was_training)
+        space = self.model.action_space
+        if isinstance(space, spaces.Box) and not policy.squash_output:
+            low, high = (torch.as_tensor(b, dtype=actions.dtype, device=actions.device) for b in (space.low, space.high))
+            actions = actions.clamp(low, high)
+        return actions.reshape(len(actions), -1) if actions.dtype.is_floating_point else actions.reshape(-1)
 
     def _outputs(self) -> list[torch.Tensor]:
         assert self.batch is not None

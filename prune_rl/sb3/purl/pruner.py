@@ -28,7 +28,7 @@ from stable_baselines3.common.logger import configure
 
 from prune_rl.core import IMPORTANCES, PrunableNet, distill_, magnitude_importance, magnitude_keep, n_kept, select_alive
 from prune_rl.core.weight_mask import weight_quota
-from prune_rl.methods.base import ProbeFn, PrunerConfig, check_choice
+from prune_rl.methods.base import AUTO, ProbeFn, PrunerConfig, check_choice
 from prune_rl.methods.magnitude import MagnitudeConfig, MagnitudePruner
 from prune_rl.methods.structured import StructuredPruner
 from prune_rl.sb3.purl.env import REWARDS, PruningEnv
@@ -91,6 +91,8 @@ class PuRLConfig(PrunerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.sparsity == AUTO:
+            raise ValueError("pruning=purl searches one cut at a fixed sparsity: set pruning.sparsity to a number, not auto")
         check_choice("reward", self.reward, REWARDS)
         check_choice("agent", self.agent, AGENTS)
         check_choice("importance", self.importance, IMPORTANCES)
@@ -223,11 +225,14 @@ def episode_return(model: BaseAlgorithm, n_episodes: int, seed: int) -> float:
 class PuRLMixin:
     """The search-then-recover event shared by both PuRL pruners (they differ in units and masks)."""
 
+    scales_cut: ClassVar[bool] = False  # the search sets the whole cut: a guard keeps it or undoes it
+
     cfg: PuRLConfig
     nets: list[PrunableNet]
     n_events: int
     seed: int
     log_dir: Path | None
+    stopped: bool
 
     def __init__(self, cfg: PuRLConfig, seed: int = 0) -> None:
         super().__init__(cfg, seed)  # type: ignore[call-arg]  # the Pruner after this mixin in the MRO
@@ -240,7 +245,7 @@ class PuRLMixin:
 
     def due(self, progress: float) -> bool:
         """:return: Whether the search is due: once, at ``begin``."""
-        return self.n_events == 0 and progress >= self.cfg.begin
+        return self.n_events == 0 and progress >= self.cfg.begin and not self.stopped
 
     def _subject(self, net: PrunableNet, probe: ProbeFn) -> Subject:
         raise NotImplementedError
@@ -248,7 +253,7 @@ class PuRLMixin:
     def _n_remove(self, subject: Subject) -> int:
         """:return: Units to remove: ``sparsity`` of them, as far as the layers' floors allow."""
         total = sum(subject.sizes)
-        return total - max(n_kept(self.cfg.sparsity, total), sum(subject.floors))
+        return total - max(n_kept(float(self.cfg.sparsity), total), sum(subject.floors))
 
     def _set_masks(self, net: PrunableNet, masks: list[torch.Tensor]) -> None:
         raise NotImplementedError
