@@ -27,7 +27,7 @@ from prune_rl.environment import make_env
 from prune_rl.evaluate import load_run_config, load_run_model
 from prune_rl.report.cost import measure
 from prune_rl.rundir import missing_file
-from prune_rl.sb3.export import DeployedPolicy, compact_model, export_onnx, load_vecnormalize, widen_deployed_
+from prune_rl.sb3.export import DeployedPolicy, compact_model, export_onnx, load_vecnormalize, widen_
 from prune_rl.train import MASKS_FILE, MODEL_FILE, VECNORMALIZE_FILE, build_model
 
 EXPORT_DIR = "export"
@@ -75,7 +75,7 @@ def _masked_dense(cfg: Any, narrow: Any, run_dir: Path) -> Any:
     env = make_env(cfg.env, seed=cfg.seed, n_envs=1, training=False)
     try:
         dense = build_model(cfg, env)
-        widen_deployed_(dense, narrow, torch.load(run_dir / MASKS_FILE, map_location="cpu", weights_only=True))
+        widen_(dense, narrow, torch.load(run_dir / MASKS_FILE, map_location="cpu", weights_only=True), deployed_only=True)
     except ValueError as exc:
         raise ConfigError(f"{run_dir}: {exc}") from None
     finally:

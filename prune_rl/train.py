@@ -39,6 +39,7 @@ from prune_rl.rundir import atomic, missing_file
 from prune_rl.sb3.callback import PruningCallback
 from prune_rl.sb3.networks import net_arch, prunable_nets
 from prune_rl.sb3.divergence import DivergenceCallback, Diverged, distribution_error
+from prune_rl.sb3.export import widen_
 from prune_rl.sb3.timing import PhaseTimeCallback
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,13 @@ def start_from_run(model: BaseAlgorithm, env: Any, cfg: TrainConfig, run_dir: st
     try:
         model.set_parameters(str(run_dir / MODEL_FILE), exact_match=True, device=model.device)
     except Exception as exc:  # a corrupt zip or other network shapes
-        raise ConfigError(f"{where}: its model does not load into this run's networks ({str(exc).splitlines()[0]})") from None
+        try:  # a run shrunk while training: its masked networks at this run's widths
+            narrow = ALGOS[cfg.algo.name].load(run_dir / MODEL_FILE, device=model.device)
+            widen_(model, narrow, torch.load(run_dir / MASKS_FILE, map_location=model.device, weights_only=True))
+        except Exception:
+            raise ConfigError(
+                f"{where}: its model does not load into this run's networks ({str(exc).splitlines()[0]})"
+            ) from None
     if isinstance(env, VecNormalize):
         path = run_dir / VECNORMALIZE_FILE
         if not path.is_file():

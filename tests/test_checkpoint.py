@@ -24,6 +24,8 @@ from conftest import compose, fast, train_cfg
 
 runner = CliRunner()
 PPO_RUN = [*fast("ppo", "cartpole"), "n_timesteps=2048", "checkpoint.every=0.25"]
+# The defaults: every cut guarded, the networks shrunk after each.
+GUARDED_RUN = [*(o for o in PPO_RUN if not o.startswith(("pruning.guard", "pruning.shrink"))), "pruning.tolerance=0.5"]
 SAC_RUN = [
     *fast("sac", "hopper"),
     "env=gym",
@@ -57,7 +59,11 @@ class _SignalAfter(PhaseTimeCallback):
             os.kill(os.getpid(), self.signum)
 
 
-@pytest.mark.parametrize(("algo", "overrides", "signum"), [("ppo", PPO_RUN, signal.SIGUSR1), ("sac", SAC_RUN, signal.SIGINT)])
+@pytest.mark.parametrize(
+    ("algo", "overrides", "signum"),
+    [("ppo", PPO_RUN, signal.SIGUSR1), ("ppo", GUARDED_RUN, signal.SIGUSR1), ("sac", SAC_RUN, signal.SIGINT)],
+    ids=["ppo", "ppo-guarded-shrunk", "sac"],
+)
 def test_a_run_stopped_by_a_signal_resumes_to_the_same_parameters_and_masks(
     algo: str, overrides: list[str], signum: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -78,6 +84,10 @@ def test_a_run_stopped_by_a_signal_resumes_to_the_same_parameters_and_masks(
     _same_run(tmp_path / "whole", tmp_path / "stopped", cls)
     assert resumed["resumed"] and resumed["timesteps"] == whole["timesteps"]
     assert resumed["sparsity"] == whole["sparsity"]
+    if cfg.pruning.guard:  # the same decisions, the return watched across the stop
+        same = ("kept", "reduced", "rejected", "deferred", "stopped", "decisions")
+        assert {k: resumed["guard"][k] for k in same} == {k: whole["guard"][k] for k in same}
+        assert whole["guard"]["kept"] + whole["guard"]["reduced"] >= 2
 
 
 def test_sigterm_kills_a_training_process_that_prune_rl_resume_finishes_exactly(tmp_path: Path) -> None:

@@ -73,35 +73,39 @@ def compact_model(model: BaseAlgorithm) -> BaseAlgorithm:
 
 
 @torch.no_grad()
-def widen_deployed_(dense: BaseAlgorithm, narrow: BaseAlgorithm, masks: dict[str, torch.Tensor]) -> None:
+@torch.no_grad()
+def widen_(dense: BaseAlgorithm, narrow: BaseAlgorithm, masks: dict[str, torch.Tensor], deployed_only: bool = False) -> None:
     """
-    Give a model built at the dense widths the deployed network of a model shrunk during training, its removed neurons
-    as zeros: the masked network the shrunk one stands for (the reference a compact policy is measured against).
+    Give a model built at the dense widths the networks of a model shrunk during training, their removed neurons as
+    zeros: the masked networks the shrunk ones stand for (the reference a compact policy is measured against, or an
+    agent to prune further at its configured widths).
 
     :param dense: A model of the same algorithm at the configured widths (changed in place).
     :param narrow: The shrunk model.
     :param masks: The run's ``masks.pt``: which dense neurons are alive; the narrow layers hold exactly those.
-    :raises ValueError: If the narrow network does not hold the masks' alive neurons.
+    :param deployed_only: Widen only the deployed network (the others keep what ``dense`` holds).
+    :raises ValueError: If a narrow network does not hold the masks' alive neurons.
     """
-    dense_net, narrow_net = prunable_nets(dense)[0], prunable_nets(narrow)[0]
-    index: dict[int, torch.Tensor] = {}  # id of a dense producer -> dense positions of the narrow layer's neurons
-    for layer, narrow_layer in zip(dense_net.layers, narrow_net.layers, strict=True):
-        kept = masks[layer.name].nonzero().squeeze(1)
-        if len(kept) != narrow_layer.n_neurons:
-            raise ValueError(f"{layer.name}: {narrow_layer.n_neurons} neurons held, but {len(kept)} alive in the masks")
-        index[id(layer.producer)] = kept
-    fed = {id(c): index[id(layer.producer)] for layer in dense_net.layers for c in layer.consumers}
+    pairs = list(zip(prunable_nets(dense), prunable_nets(narrow), strict=True))
     dense.policy.load_state_dict(
         {k: v for k, v in narrow.policy.state_dict().items() if dense.policy.state_dict()[k].shape == v.shape}, strict=False
     )
-    for big, small in zip(dense_net.linears, narrow_net.linears, strict=True):
-        rows = index.get(id(big), torch.arange(big.out_features))
-        cols = fed.get(id(big), torch.arange(big.in_features))
-        big.weight.zero_()
-        big.weight[rows.unsqueeze(1), cols] = small.weight.to(big.weight.device)
-        if big.bias is not None and small.bias is not None:
-            big.bias.zero_()
-            big.bias[rows] = small.bias.to(big.bias.device)
+    for dense_net, narrow_net in pairs[:1] if deployed_only else pairs:
+        index: dict[int, torch.Tensor] = {}  # id of a dense producer -> dense positions of the narrow layer's neurons
+        for layer, narrow_layer in zip(dense_net.layers, narrow_net.layers, strict=True):
+            kept = masks[layer.name].nonzero().squeeze(1)
+            if len(kept) != narrow_layer.n_neurons:
+                raise ValueError(f"{layer.name}: {narrow_layer.n_neurons} neurons held, but {len(kept)} alive in the masks")
+            index[id(layer.producer)] = kept
+        fed = {id(c): index[id(layer.producer)] for layer in dense_net.layers for c in layer.consumers}
+        for big, small in zip(dense_net.linears, narrow_net.linears, strict=True):
+            rows = index.get(id(big), torch.arange(big.out_features))
+            cols = fed.get(id(big), torch.arange(big.in_features))
+            big.weight.zero_()
+            big.weight[rows.unsqueeze(1), cols] = small.weight.to(big.weight.device)
+            if big.bias is not None and small.bias is not None:
+                big.bias.zero_()
+                big.bias[rows] = small.bias.to(big.bias.device)
 
 
 class DeployedPolicy(nn.Module):
