@@ -290,7 +290,8 @@ BENCH_SOURCE = r"""/* policy_bench.c: runs policy_act on observations read from 
  *   policy_bench act OBS_FILE ACT_FILE           writes the action of every row (float32, POLICY_ACT_DIM a row)
  *   policy_bench time OBS_FILE REPEATS SECONDS   times one call (cycling over the rows) and one pass over all
  *                                                rows; each repeat runs at least SECONDS and prints one line,
- *                                                "call <seconds per call>" or "batch <seconds per pass>"
+ *                                                "call <seconds per call>" or "batch <seconds per pass>",
+ *                                                after "weight_bytes <POLICY_WEIGHT_BYTES>"
  */
 #define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
@@ -370,6 +371,7 @@ int main(int argc, char **argv)
     if (argc == 5 && strcmp(argv[1], "time") == 0) {
         int repeats = atoi(argv[3]);
         double seconds = atof(argv[4]);
+        printf("weight_bytes %d\n", POLICY_WEIGHT_BYTES);
         for (int pass = 0; pass < 2; ++pass) {
             long n = 1;
             run(rows, n_rows, n, pass); /* warm-up */
