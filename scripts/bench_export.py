@@ -6,7 +6,7 @@ exactness check, the int8 policy's return against the float one's over ``--episo
 card becomes a table. Without, an SB3 PPO model of ``--env`` with ``--widths`` is built and ``--keep`` neurons of
 each hidden layer of its deployed network are kept (the first ones; the cost depends on the shapes, not the
 weights), timed on observations the dense policy visits; a third module, the *floor*, returns the observation
-unchanged: the fixed cost of a call in torch and onnxruntime, which no pruning removes.
+unchanged: the fixed cost of a call in torch and onnxruntime, which no pruning removes (measured in both modes).
 
 Each time is the median of ``--repeats`` measurements with its range [min, max] (:mod:`prune_rl.report.cost`),
 at one thread by default; C runs on one core through its compiled benchmark program, and has no batched call (its
@@ -28,8 +28,11 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import gymnasium
+import numpy as np
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
@@ -47,12 +50,21 @@ RUNTIME_NAMES = {"torch": "torch", "onnxruntime": "onnxruntime", "onnxruntime_in
 class Floor(nn.Module):
     """Returns its input: the cost of calling a policy at all."""
 
-    def __init__(self, policy: DeployedPolicy) -> None:
+    def __init__(self, observation_space: gymnasium.spaces.Space) -> None:
         super().__init__()
-        self.policy = policy.policy  # for export_onnx's observation shape
+        self.policy = SimpleNamespace(observation_space=observation_space)  # for export_onnx's observation shape
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return obs * 1.0
+
+
+def floor_cost(observation_space: gymnasium.spaces.Space, timing: dict[str, Any]) -> dict[str, Any]:
+    """:return: :func:`measure` of :class:`Floor` in torch and onnxruntime (on zeros: it does not look at them)."""
+    floor = Floor(observation_space)
+    raw = np.zeros((64, *(observation_space.shape or ())), dtype=np.float32)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_formats(floor, Path(tmp), ("onnx",), Path(tmp))  # type: ignore[arg-type]
+        return measure(floor, raw, 0, Path(tmp) / "policy.onnx", **timing)
 
 
 def synthetic_card(args: argparse.Namespace) -> dict[str, Any]:
@@ -75,9 +87,7 @@ def synthetic_card(args: argparse.Namespace) -> dict[str, Any]:
             files = write_formats(policy, folder, FORMATS, folder)
             costs[name] = measure(policy, raw, policy.n_params, files.get("onnx"), files.get("int8"), files.get("c"), **timing)
             print(name, json.dumps(costs[name]), flush=True)
-        floor = Floor(dense_policy)
-        write_formats(floor, Path(tmp), ("onnx",), Path(tmp))  # type: ignore[arg-type]
-        costs["floor"] = measure(floor, raw, 0, Path(tmp) / "policy.onnx", **timing)
+    costs["floor"] = floor_cost(model.observation_space, timing)
     return {
         "run": f"synthetic {args.env} PPO {args.widths} -> {[args.keep] * len(args.widths)}",
         "env_id": args.env,
@@ -174,6 +184,8 @@ def main() -> None:
     timing = {"threads": args.threads, "batch": args.batch, "repeats": args.repeats, "min_run_time": args.min_run_time}
     if args.run:
         cards = [export_run(run, None, episodes=args.episodes, **timing) for run in args.run]
+        for card in cards:
+            card["floor"] = floor_cost(gymnasium.make(card["env_id"]).observation_space, timing)
     else:
         cards = [synthetic_card(args)]
     command = shlex.join(["python", "scripts/bench_export.py", *sys.argv[1:]])
