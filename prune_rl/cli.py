@@ -104,18 +104,37 @@ def evaluate(
 @app.command()
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A pruned run directory written by `prune-rl train`.")],
-    threads: Annotated[int, typer.Option(help="CPU threads of the latency and throughput measurements.")] = 1,
+    formats: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="onnx, int8 (ONNX with 8-bit weights) or c; repeat or comma-separate (default: every one that applies).",
+        ),
+    ] = None,
+    threads: Annotated[int, typer.Option(help="CPU threads of the torch and onnxruntime timings.")] = 1,
+    repeats: Annotated[int, typer.Option(help="Measurements of each time (median and range reported).")] = 7,
+    min_run_time: Annotated[float, typer.Option(help="Seconds each measurement runs at least.")] = 0.05,
+    episodes: Annotated[int, typer.Option(help="Episodes comparing the int8 policy's return to the float one's.")] = 20,
 ) -> None:
-    """Write RUN_DIR/export/: a compact SB3 model, an ONNX policy and their cost against the dense policy."""
+    """Write RUN_DIR/export/: a compact SB3 model, the policy as ONNX, int8 ONNX and C, and their cost against dense."""
     from prune_rl.app import fail
-    from prune_rl.deploy import EXPORT_DIR, export_run, summary_line
+    from prune_rl.deploy import EXPORT_DIR, FILES, export_run, parse_formats, summary_line
 
     try:
-        card = export_run(run_dir, threads=threads)
+        card = export_run(
+            run_dir,
+            parse_formats(formats),
+            threads=threads,
+            repeats=repeats,
+            min_run_time=min_run_time,
+            episodes=episodes,
+        )
     except (ValueError, OSError) as exc:  # ConfigError (not a run, a corrupt file), a policy export cannot handle
         fail(str(exc))
     typer.echo(summary_line(card))
-    typer.echo(f"written: {run_dir / EXPORT_DIR}/{{compact.zip, policy.onnx, cost.json}}")
+    written = ["compact.zip", *(name for f in card["formats"] for name in FILES[f]), "cost.json"]
+    typer.echo(f"written: {run_dir / EXPORT_DIR}/{{{', '.join(written)}}}")
 
 
 @app.command()

@@ -1,10 +1,14 @@
-"""``prune-rl export RUN_DIR``: a pruned run's compact SB3 model, its ONNX policy and what both cost.
+"""``prune-rl export RUN_DIR``: a pruned run's compact SB3 model, its deployable policies and what they cost.
 
-Writes ``RUN_DIR/export/``: ``compact.zip`` (plain SB3, pruned neurons removed), ``policy.onnx`` (raw observations
-in, the deterministic action out, normalisation and action post-processing included), ``vecnormalize.pkl`` (a copy,
-for runs that normalise) and ``cost.json``: the dense and the compact policy's parameters, FLOPs, file sizes,
-latency and throughput (:func:`prune_rl.report.cost.measure`), and a check that the compact model and the ONNX
-policy act as the masked model does on real observations (visited by the masked policy on a separately seeded env).
+Writes ``RUN_DIR/export/``: ``compact.zip`` (plain SB3, pruned neurons removed), ``vecnormalize.pkl`` (a copy, for
+runs that normalise), the deterministic policy in each format asked for (:data:`FORMATS`; raw observations in, the
+action out, normalisation and action post-processing included): ``policy.onnx``, ``policy.int8.onnx`` (8-bit
+weights) and ``policy.h`` + ``policy.c`` (C99, with the benchmark program ``policy_bench.c``), and ``cost.json``:
+the dense and the compact policy's parameters, FLOPs, bytes of weights, latency and throughput in each runtime
+(:func:`prune_rl.report.cost.measure`; the dense policy is written in the same formats in a temporary folder),
+compact against dense in the same runtime, a check that every format acts as the masked model does on real
+observations (visited by the masked policy on a separately seeded env), and the int8 policy's return against the
+float one's over the same evaluation episodes.
 """
 
 from __future__ import annotations
@@ -25,13 +29,23 @@ from stable_baselines3.common.vec_env import VecNormalize
 from prune_rl.config import ConfigError
 from prune_rl.environment import make_env
 from prune_rl.evaluate import load_run_config, load_run_model
-from prune_rl.report.cost import measure
+from prune_rl.report.cost import measure, onnx_weight_bytes, speedups
 from prune_rl.rundir import missing_file
-from prune_rl.sb3.export import DeployedPolicy, compact_model, export_onnx, load_vecnormalize, widen_
+from prune_rl.sb3.c_export import c_actions, c_sources, compile_c, write_c
+from prune_rl.sb3.export import (
+    DeployedPolicy,
+    compact_model,
+    export_onnx,
+    load_vecnormalize,
+    quantize_onnx,
+    widen_,
+)
 from prune_rl.train import MASKS_FILE, MODEL_FILE, VECNORMALIZE_FILE, build_model
 
 EXPORT_DIR = "export"
 CHECK_SEED = 30_000  # the check's env seed: apart from training (seed), evaluation (+10000) and PuRL's states
+FORMATS = ("onnx", "int8", "c")  # what --format accepts; the default writes every one that applies
+FILES = {"onnx": ("policy.onnx",), "int8": ("policy.int8.onnx",), "c": ("policy.h", "policy.c", "policy_bench.c")}
 
 
 def _onnx(module: DeployedPolicy, path: Path) -> None:
@@ -45,6 +59,9 @@ def _onnx(module: DeployedPolicy, path: Path) -> None:
             export_onnx(module, path)
     finally:
         logger.setLevel(level)
+    data = path.with_name(path.name + ".data")  # the exporter leaves an empty external-data file beside small graphs
+    if data.is_file() and data.stat().st_size == 0:
+        data.unlink()
 
 
 def observations(env: Any, policy: DeployedPolicy, n_states: int) -> np.ndarray:
@@ -64,10 +81,83 @@ def observations(env: Any, policy: DeployedPolicy, n_states: int) -> np.ndarray:
 
 
 def agreement(actions: np.ndarray, reference: np.ndarray, discrete: bool) -> dict[str, float]:
-    """:return: ``identical`` (share of equal actions) or ``max_abs_diff`` (continuous)."""
+    """:return: ``identical`` (share of equal actions) or ``max_abs_diff`` and ``mean_abs_diff`` (continuous)."""
     if discrete:
         return {"identical": float(np.mean(actions.reshape(-1) == reference.reshape(-1)))}
-    return {"max_abs_diff": float(np.max(np.abs(actions - reference)))}
+    diff = np.abs(actions.reshape(reference.shape) - reference)
+    return {"max_abs_diff": float(np.max(diff)), "mean_abs_diff": float(np.mean(diff))}
+
+
+def episode_returns(env: Any, act: Any, episodes: int, seed: int) -> list[float]:
+    """
+    :param env: A raw (unnormalised) one-env VecEnv.
+    :param act: Raw observations ``(1, *obs_shape)`` float32 -> actions.
+    :param episodes: Episodes to run; episode ``k`` starts from ``env.seed(seed + k)``, the same for every policy.
+    :param seed: Seed of the first episode.
+    :return: The undiscounted return of each episode.
+    """
+    returns = []
+    for k in range(episodes):
+        env.seed(seed + k)
+        obs, total, done = env.reset(), 0.0, False
+        while not done:
+            obs, reward, dones, _ = env.step(act(np.asarray(obs, dtype=np.float32)))
+            total, done = total + float(reward[0]), bool(dones[0])
+        returns.append(total)
+    return returns
+
+
+def parse_formats(values: list[str] | None) -> tuple[str, ...] | None:
+    """
+    :param values: ``--format`` values, each one format or a comma-separated list (``None``: the default).
+    :return: The formats in :data:`FORMATS` order, or ``None`` for every one that applies.
+    :raises ConfigError: On an unknown format.
+    """
+    if not values:
+        return None
+    names = {name.strip().lower() for value in values for name in value.split(",") if name.strip()}
+    unknown = sorted(names - set(FORMATS))
+    if unknown:
+        raise ConfigError(f"unknown export format {', '.join(unknown)} (known: {', '.join(FORMATS)})")
+    return tuple(f for f in FORMATS if f in names)
+
+
+def write_formats(
+    policy: DeployedPolicy, directory: Path, formats: tuple[str, ...], build: Path, description: str = ""
+) -> dict[str, Path]:
+    """
+    Write a policy in the given formats and build what times and checks them.
+
+    :param policy: The deterministic policy.
+    :param directory: Where its files go.
+    :param formats: Some of :data:`FORMATS`.
+    :param build: A scratch folder: the float ONNX graph that int8 is quantized from when ``onnx`` is not asked
+        for, and the compiled C benchmark program.
+    :param description: A line for the C files' opening comment.
+    :return: ``onnx``, ``int8`` (their files) and ``c`` (the compiled program; absent without a C compiler).
+    """
+    out: dict[str, Path] = {}
+    if "onnx" in formats or "int8" in formats:
+        onnx_path = (directory if "onnx" in formats else build) / FILES["onnx"][0]
+        _onnx(policy, onnx_path)
+        if "onnx" in formats:
+            out["onnx"] = onnx_path
+        if "int8" in formats:
+            quantize_onnx(onnx_path, directory / FILES["int8"][0])
+            out["int8"] = directory / FILES["int8"][0]
+    if "c" in formats:
+        write_c(policy, directory, description)
+        if shutil.which("cc") is not None:
+            out["c"] = compile_c(directory, build / "policy_bench")
+    return out
+
+
+def _session(path: Path) -> Any:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _masked_dense(cfg: Any, narrow: Any, run_dir: Path) -> Any:
@@ -84,16 +174,30 @@ def _masked_dense(cfg: Any, narrow: Any, run_dir: Path) -> Any:
     return dense
 
 
-def export_run(run_dir: str | Path, threads: int = 1, n_states: int = 2000, min_run_time: float = 0.5) -> dict[str, Any]:
+def export_run(
+    run_dir: str | Path,
+    formats: tuple[str, ...] | None = None,
+    threads: int = 1,
+    n_states: int = 2000,
+    repeats: int = 7,
+    min_run_time: float = 0.05,
+    episodes: int = 20,
+    batch: int = 4096,
+) -> dict[str, Any]:
     """
-    Export a pruned run: compact model, ONNX policy, cost card.
+    Export a pruned run: compact model, deployable policies, cost card.
 
     :param run_dir: A run directory of ``prune-rl train`` with ``masks.pt``.
-    :param threads: CPU threads of the timings.
-    :param n_states: Real observations the exactness check runs on.
-    :param min_run_time: Seconds each timing runs at least.
+    :param formats: Some of :data:`FORMATS` (``None``: every one that applies; ``c`` only for an MLP policy).
+    :param threads: CPU threads of the torch and onnxruntime timings.
+    :param n_states: Real observations the exactness check and the timings run on.
+    :param repeats: Measurements of each time (the card gives their median and range).
+    :param min_run_time: Seconds each measurement runs at least.
+    :param episodes: Evaluation episodes of the int8 policy and the float one, on the same seeds (0: none).
+    :param batch: The large batch of the throughput measurement.
     :return: The content of ``export/cost.json``.
-    :raises ConfigError: On a directory that is not a pruned run or a model that does not load (one line).
+    :raises ConfigError: On a directory that is not a pruned run, a model that does not load, or a format the policy
+        cannot be written in (one line).
     """
     run_dir = Path(run_dir)
     missing = missing_file(run_dir)
@@ -112,16 +216,19 @@ def export_run(run_dir: str | Path, threads: int = 1, n_states: int = 2000, min_
         except (OSError, EOFError, pickle.UnpicklingError, AttributeError) as exc:
             raise ConfigError(f"{run_dir / VECNORMALIZE_FILE} does not load ({str(exc).splitlines()[0]})") from None
 
-    out = run_dir / EXPORT_DIR
-    out.mkdir(exist_ok=True)
+    formats = _applicable(DeployedPolicy(model, vecnormalize), formats, run_dir)
     compact = compact_model(model)
+    compact_policy = DeployedPolicy(compact, vecnormalize).eval()
     if cfg.pruning.shrink:  # model.zip holds the narrow networks: measure against the masked dense network they were
         model = _masked_dense(cfg, model, run_dir)
+    dense_policy = DeployedPolicy(model, vecnormalize).eval()
+    out = run_dir / EXPORT_DIR
+    out.mkdir(exist_ok=True)
+    for name in (n for f in FORMATS if f not in formats for n in FILES[f]):  # a format written before, not now
+        (out / name).unlink(missing_ok=True)
     compact.save(out / "compact.zip")
     if vecnormalize is not None:
         shutil.copyfile(run_dir / VECNORMALIZE_FILE, out / VECNORMALIZE_FILE)
-    dense_policy, compact_policy = DeployedPolicy(model, vecnormalize).eval(), DeployedPolicy(compact, vecnormalize).eval()
-    _onnx(compact_policy, out / "policy.onnx")
 
     env = make_env(cfg.env, seed=cfg.seed + CHECK_SEED, n_envs=1, training=False)
     raw_env = env.venv if isinstance(env, VecNormalize) else env
@@ -129,25 +236,32 @@ def export_run(run_dir: str | Path, threads: int = 1, n_states: int = 2000, min_
     env.close()
     seen = vecnormalize.normalize_obs(raw) if vecnormalize is not None else raw
     reference, _ = model.predict(seen, deterministic=True)
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(out / "policy.onnx"), providers=["CPUExecutionProvider"])
     discrete = dense_policy.discrete
-    check = {
-        "states": n_states,
-        "compact": agreement(compact.predict(seen, deterministic=True)[0], reference, discrete),
-        "onnx": agreement(session.run(None, {"obs": raw})[0], reference, discrete),
-    }
-
-    obs_shape = tuple(model.observation_space.shape or ())
+    about = f"{cfg.env.id} {cfg.algo.name}, net_arch {compact.policy_kwargs['net_arch']}, from {run_dir}"
+    timing: dict[str, Any] = {"threads": threads, "batch": batch, "repeats": repeats, "min_run_time": min_run_time}
     with tempfile.TemporaryDirectory() as tmp:
-        _onnx(dense_policy, Path(tmp) / "dense.onnx")
-        dense = measure(
-            dense_policy, obs_shape, dense_policy.n_params, Path(tmp) / "dense.onnx", threads, min_run_time=min_run_time
-        )
-    compact_cost = measure(
-        compact_policy, obs_shape, compact_policy.n_params, out / "policy.onnx", threads, min_run_time=min_run_time
-    )
+        build, dense_dir = Path(tmp) / "compact", Path(tmp) / "dense"
+        build.mkdir()
+        dense_dir.mkdir()
+        files = write_formats(compact_policy, out, formats, build, about)
+        check: dict[str, Any] = {
+            "states": n_states,
+            "compact": agreement(compact.predict(seen, deterministic=True)[0], reference, discrete),
+        }
+        for name in ("onnx", "int8"):
+            if name in files:
+                check[name] = agreement(_session(files[name]).run(None, {"obs": raw})[0], reference, discrete)
+        if "c" in files:
+            check["c"] = agreement(_c_actions(files["c"], raw, discrete), reference, discrete)
+        elif "c" in formats:
+            check["c"] = "not compiled: no C compiler (cc) on PATH"
+        int8 = _int8_card(files, build, raw, discrete, cfg, episodes) if "int8" in files else None
+
+        dense_files = write_formats(dense_policy, dense_dir, formats, dense_dir)
+        dense = measure(dense_policy, raw, dense_policy.n_params, dense_files.get("onnx"), dense_files.get("int8"),
+                        dense_files.get("c"), **timing)  # fmt: skip
+        compact_cost = measure(compact_policy, raw, compact_policy.n_params, files.get("onnx"), files.get("int8"),
+                               files.get("c"), **timing)  # fmt: skip
     dense["model_bytes"] = (run_dir / MODEL_FILE).stat().st_size
     compact_cost["model_bytes"] = (out / "compact.zip").stat().st_size
     card = {
@@ -155,28 +269,90 @@ def export_run(run_dir: str | Path, threads: int = 1, n_states: int = 2000, min_
         "env_id": cfg.env.id,
         "algo": cfg.algo.name,
         "net_arch": compact.policy_kwargs["net_arch"],
+        "formats": list(formats),
+        **timing,
         "dense": dense,
         "compact": compact_cost,
-        "ratios": {  # dense / compact: how many times smaller or faster
+        "ratios": {  # dense / compact: how many times smaller
             "params": dense["params"] / compact_cost["params"],
             "flops": dense["flops"] / max(compact_cost["flops"], 1),
-            "torch_latency": dense["torch_latency_us"] / compact_cost["torch_latency_us"],
-            "torch_batch": dense["torch_batch_ms"] / compact_cost["torch_batch_ms"],
-            "onnx_latency_vs_dense_torch": dense["torch_latency_us"] / compact_cost["onnx_latency_us"],
-            "onnx_batch_vs_dense_torch": dense["torch_batch_ms"] / compact_cost["onnx_batch_ms"],
         },
+        "speedup": speedups(dense, compact_cost),  # dense / compact in the same runtime
         "check": check,
     }
+    if int8 is not None:
+        card["int8"] = int8
     (out / "cost.json").write_text(json.dumps(card, indent=2) + "\n")
     return card
 
 
-def summary_line(card: dict[str, Any]) -> str:
-    """:return: One line for the terminal: sizes, FLOPs and speed-ups of the compact policy."""
-    dense, compact, ratios = card["dense"], card["compact"], card["ratios"]
+def _applicable(policy: DeployedPolicy, formats: tuple[str, ...] | None, run_dir: Path) -> tuple[str, ...]:
+    """The formats to write: those asked for (refusing C for a policy it cannot express), or every one that applies."""
+    try:
+        c_sources(policy)
+    except ValueError as exc:
+        if formats is not None and "c" in formats:
+            raise ConfigError(f"{run_dir}: the policy cannot be written as C: {exc}") from None
+        return tuple(f for f in formats or FORMATS if f != "c")
+    return formats or FORMATS
+
+
+def _c_actions(binary: Path, raw: np.ndarray, discrete: bool) -> np.ndarray:
+    actions = c_actions(binary, raw)
+    return actions[:, 0].astype(np.int64) if discrete else actions
+
+
+def _int8_card(files: dict[str, Path], build: Path, raw: np.ndarray, discrete: bool, cfg: Any, episodes: int) -> dict:
+    """The int8 policy against the float one: action agreement, bytes of weights, returns over the same episodes."""
+    float_path = files.get("onnx", build / FILES["onnx"][0])
+    sessions = {"float": _session(float_path), "int8": _session(files["int8"])}
+    card: dict[str, Any] = {
+        "agreement_with_float": agreement(
+            sessions["int8"].run(None, {"obs": raw})[0], sessions["float"].run(None, {"obs": raw})[0], discrete
+        ),
+        "weight_bytes_ratio": onnx_weight_bytes(files["int8"]) / onnx_weight_bytes(float_path),
+    }
+    if episodes > 0:
+        seed = cfg.seed + cfg.eval.seed_offset
+        env = make_env(cfg.env, seed=seed, n_envs=1, training=False)
+        raw_env = env.venv if isinstance(env, VecNormalize) else env
+        returns = {
+            name: episode_returns(raw_env, lambda obs, s=session: s.run(None, {"obs": obs})[0], episodes, seed)
+            for name, session in sessions.items()
+        }
+        env.close()
+        means = {name: float(np.mean(r)) for name, r in returns.items()}
+        card["returns"] = {
+            "episodes": episodes,
+            "seed": seed,
+            **{name: {"mean": means[name], "std": float(np.std(r))} for name, r in returns.items()},
+            "relative_gap": (means["int8"] - means["float"]) / max(abs(means["float"]), 1e-9),
+        }
+    return card
+
+
+def _runtime_line(card: dict[str, Any], name: str) -> str:
+    dense, compact = card["dense"]["runtimes"][name], card["compact"]["runtimes"][name]
+    speed = card["speedup"][name]
     return (
-        f"compact {card['net_arch']}: {compact['params']} params (dense {dense['params']}), "
-        f"{ratios['flops']:.1f}x fewer FLOPs; {card['dense']['threads']} thread: ONNX batch 1 "
-        f"{compact['onnx_latency_us']:.1f} us (dense torch {dense['torch_latency_us']:.1f} us), batch {dense['batch']} "
-        f"{compact['onnx_batch_ms']:.3f} ms (dense torch {dense['torch_batch_ms']:.3f} ms)"
+        f"{name} {compact['latency_us']['median']:.2f} us (dense {dense['latency_us']['median']:.2f}, "
+        f"{speed['latency']:.1f}x) / {compact['batch_ms']['median']:.3f} ms ({speed['batch']:.1f}x)"
     )
+
+
+def summary_line(card: dict[str, Any]) -> str:
+    """:return: One line for the terminal: sizes, FLOPs, and per runtime the compact policy's times and speed-ups."""
+    dense, compact, ratios = card["dense"], card["compact"], card["ratios"]
+    times = "; ".join(_runtime_line(card, name) for name in compact["runtimes"])
+    line = (
+        f"compact {card['net_arch']}: {compact['params']} params (dense {dense['params']}), {ratios['flops']:.1f}x fewer "
+        f"FLOPs; median batch 1 / batch {card['batch']}, {card['threads']} thread, against dense in the same runtime: "
+        f"{times}"
+    )
+    returns = card.get("int8", {}).get("returns")
+    if returns is not None:
+        line += (
+            f"; int8 return {returns['int8']['mean']:.1f} vs float {returns['float']['mean']:.1f} "
+            f"({100 * returns['relative_gap']:+.1f}%, {returns['episodes']} episodes)"
+        )
+    return line

@@ -1,6 +1,7 @@
 """Compact models and ONNX policies act exactly as the masked models they come from; export refuses bad runs."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -136,21 +137,53 @@ def _trained(tmp_path: Path, pruning: str = "l1_structured", *extra: str) -> Pat
     return out
 
 
-def test_export_writes_a_compact_model_an_onnx_policy_and_a_cost_card(tmp_path: Path) -> None:
+QUICK = ["--repeats", "2", "--min-run-time", "0.001", "--episodes", "2"]  # timings and returns, kept tiny
+
+
+def test_export_writes_every_format_and_a_cost_card(tmp_path: Path) -> None:
     run = _trained(tmp_path)
-    result = runner.invoke(app, ["export", str(run)])
+    result = runner.invoke(app, ["export", str(run), *QUICK])
     assert result.exit_code == 0, result.output
     card = json.loads((run / "export" / "cost.json").read_text())
+    assert card["formats"] == ["onnx", "int8", "c"]
     assert card["check"]["compact"] == {"identical": 1.0} and card["check"]["onnx"] == {"identical": 1.0}
+    if shutil.which("cc") is not None:
+        assert card["check"]["c"] == {"identical": 1.0}
     assert card["compact"]["params"] < card["dense"]["params"] and card["ratios"]["flops"] > 1
     assert card["dense"]["flops"] == 2 * (4 * 8 + 8 * 8 + 8 * 2)  # the [8, 8] policy of the fast config, batch 1
-    assert {"torch_latency_us", "onnx_latency_us", "torch_batch_ms", "onnx_batch_ms"} <= set(card["compact"])
-    assert "fewer FLOPs" in result.output and (run / "export" / "policy.onnx").is_file()
+    runtimes = ["torch", "onnxruntime", "onnxruntime_int8"] + (["c"] if shutil.which("cc") else [])
+    assert list(card["compact"]["runtimes"]) == list(card["dense"]["runtimes"]) == list(card["speedup"]) == runtimes
+    for cost in (card["dense"], card["compact"]):
+        for measured in cost["runtimes"].values():
+            for times in (measured["latency_us"], measured["batch_ms"]):
+                assert 0 < times["min"] <= times["median"] <= times["max"]
+    onnx, int8 = card["compact"]["runtimes"]["onnxruntime"], card["compact"]["runtimes"]["onnxruntime_int8"]
+    assert int8["weight_bytes"] < onnx["weight_bytes"]
+    assert card["int8"]["weight_bytes_ratio"] == pytest.approx(int8["weight_bytes"] / onnx["weight_bytes"])
+    assert card["int8"]["returns"]["episodes"] == 2 and "identical" in card["int8"]["agreement_with_float"]
+    files = {p.name for p in (run / "export").iterdir()}
+    assert {"policy.onnx", "policy.int8.onnx", "policy.h", "policy.c", "policy_bench.c", "compact.zip"} <= files
+    assert "policy.onnx.data" not in files and "fewer FLOPs" in result.output and "int8 return" in result.output
+
+
+def test_export_writes_the_formats_asked_for(tmp_path: Path) -> None:
+    run = _trained(tmp_path)
+    result = runner.invoke(app, ["export", str(run), "--format", "onnx", "-f", "c", *QUICK])
+    assert result.exit_code == 0, result.output
+    card = json.loads((run / "export" / "cost.json").read_text())
+    assert card["formats"] == ["onnx", "c"] and "int8" not in card and "onnxruntime_int8" not in card["compact"]["runtimes"]
+    assert (run / "export" / "policy.c").is_file() and not (run / "export" / "policy.int8.onnx").exists()
+    result = runner.invoke(app, ["export", str(run), "--format", "int8,onnx", *QUICK])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "export" / "cost.json").read_text())["formats"] == ["onnx", "int8"]
+    assert (run / "export" / "policy.int8.onnx").is_file() and not (run / "export" / "policy.c").exists()
+    result = runner.invoke(app, ["export", str(run), "--format", "onnx,tflite"])
+    assert result.exit_code == 2 and "unknown export format tflite (known: onnx, int8, c)" in result.output
 
 
 def test_a_run_shrunk_while_training_is_measured_against_the_dense_network_it_replaced(tmp_path: Path) -> None:
     run = _trained(tmp_path, "l1_structured", "pruning.shrink=true")
-    result = runner.invoke(app, ["export", str(run)])
+    result = runner.invoke(app, ["export", str(run), "--format", "onnx", *QUICK])
     assert result.exit_code == 0, result.output
     card = json.loads((run / "export" / "cost.json").read_text())
     assert card["check"]["compact"] == {"identical": 1.0} and card["check"]["onnx"] == {"identical": 1.0}

@@ -97,7 +97,9 @@ def markdown(table: list[dict]) -> str:
 def _ratio(row: dict) -> str | None:
     if row["ratio"] is None:
         return None
-    return f"{row['ratio']} [{row['ratio_low']}, {row['ratio_high']}]" if row.get("ratio_low") is not None else str(row["ratio"])
+    if row.get("ratio_low") is None:
+        return str(row["ratio"])
+    return f"{row['ratio']} [{row['ratio_low']}, {row['ratio_high']}]"
 
 
 def write_csv(table: list[dict], path: Path) -> None:

@@ -9,7 +9,9 @@ critics are padded to the widest of them, per layer, with removed (all-zero) neu
 VecNormalize observation normalisation (``clip((obs - mean) / sqrt(var + eps), -clip_obs, clip_obs)``), the deployed
 network and SB3's action post-processing: the argmax of logits (PPO/A2C) or Q-values (DQN), clipping to the action
 bounds (PPO/A2C on a Box), tanh squashing and rescaling to the bounds (SAC, TD3). :func:`export_onnx` writes it to
-ONNX, raw observations in, actions out.
+ONNX, raw observations in, actions out; :func:`quantize_onnx` writes that graph again with 8-bit weights.
+:meth:`DeployedPolicy.layers` lists the deployed network as plain modules, for writers of other formats
+(:mod:`prune_rl.sb3.c_export`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import torch
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import VecNormalize
 from stable_baselines3.dqn.policies import DQNPolicy
@@ -181,6 +184,32 @@ class DeployedPolicy(nn.Module):
             return self._unscale(policy.actor(obs))
         raise ValueError(f"no export for policy {type(policy).__name__}")
 
+    def layers(self) -> tuple[list[nn.Module], str]:
+        """
+        The deployed network as a chain of plain modules, from the flat normalised observation to what the action
+        post-processing takes.
+
+        :return: ``(modules, post)``: ``nn.Linear`` layers and activations in order, and the post-processing:
+            ``argmax`` (discrete), ``clip`` (to the action bounds) or ``unscale`` (``[-1, 1]`` to the bounds).
+        :raises ValueError: If the policy is not a chain of Linear layers on flattened observations (a CNN).
+        """
+        policy = self.policy
+        if isinstance(policy, ActorCriticPolicy):
+            extractor, body = policy.pi_features_extractor, [*policy.mlp_extractor.policy_net, policy.action_net]
+            post = "argmax" if self.discrete else "clip"
+        elif isinstance(policy, DQNPolicy):
+            extractor, body, post = policy.q_net.features_extractor, list(policy.q_net.q_net), "argmax"
+        elif isinstance(policy, SACPolicy):
+            actor = policy.actor
+            extractor, body, post = actor.features_extractor, [*actor.latent_pi, actor.mu, nn.Tanh()], "unscale"
+        elif isinstance(policy, TD3Policy):
+            extractor, body, post = policy.actor.features_extractor, list(policy.actor.mu), "unscale"
+        else:
+            raise ValueError(f"no export for policy {type(policy).__name__}")
+        if not isinstance(extractor, FlattenExtractor):
+            raise ValueError(f"its features extractor is {type(extractor).__name__}, not a chain of Linear layers")
+        return body, post
+
     def _unscale(self, squashed: torch.Tensor) -> torch.Tensor:
         """SB3's ``unscale_action``: ``[-1, 1]`` to the action bounds (nothing to do for bounds of -1 and 1)."""
         if self.bounds == (-1.0, 1.0):
@@ -212,6 +241,28 @@ def export_onnx(module: DeployedPolicy, path: str | Path) -> None:
         dynamo=True,
         verbose=False,
     )
+
+
+def quantize_onnx(src: str | Path, dst: str | Path) -> None:
+    """
+    Write the ONNX policy ``src`` again with 8-bit weights: onnxruntime's dynamic quantization (weights int8 per
+    tensor, symmetric; activations quantized per call from their own range, so no calibration set is needed and no
+    observation is clipped by a range seen elsewhere). Biases, normalisation and post-processing stay float.
+
+    :param src: A float ONNX policy (:func:`export_onnx`).
+    :param dst: The ``.onnx`` file to write.
+    """
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its advice to pre-process the graph (shape inference; nothing to gain on an MLP)
+    try:
+        quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
 
 
 def load_vecnormalize(path: str | Path, observation_space: Any) -> VecNormalize:
