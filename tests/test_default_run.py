@@ -110,3 +110,10 @@ def test_dqn_counts_what_its_strong_regularizer_removed_and_keeps_each_layer_at_
     held = _held(linears)
     assert list(results["sparsity"]["q"]["alive_per_layer"].values()) == held  # as an independent count finds
     assert held == [4, 4]  # the regularizer alone would zero them all: each layer keeps its 25%
+
+
+def test_sparsity_auto_runs_and_says_where_it_stopped(tmp_path: Path) -> None:
+    out = _train(tmp_path / "auto", "pruning.sparsity=auto", "n_timesteps=1024")
+    results = json.loads((out / "results.json").read_text())
+    assert results["guard"]["target"] == "auto" and results["guard"]["short"].startswith("sparsity=auto stopped with pi at")
+    assert results["sparsity"]["pi"]["neuron_sparsity"] > 0

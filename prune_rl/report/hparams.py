@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from prune_rl.config import TrainConfig
+from prune_rl.methods.base import AUTO
 
 METRICS = ("final/return", "final/neuron_sparsity", "final/weight_sparsity", "final/kept_weights")
 
@@ -17,7 +18,8 @@ METRICS = ("final/return", "final/neuron_sparsity", "final/weight_sparsity", "fi
 def hparams(cfg: TrainConfig) -> dict[str, Any]:
     """
     :param cfg: The run's config.
-    :return: ``env, algo, pruning, method, seed, n_timesteps, sparsity, value_sparsity`` (dense: sparsities 0).
+    :return: ``env, algo, pruning, method, seed, n_timesteps, sparsity, value_sparsity`` (dense: sparsities 0;
+        ``sparsity: auto``: -1, its reached sparsity is a metric).
     """
     dense = cfg.pruning.method == "none"
     return {
@@ -27,7 +29,7 @@ def hparams(cfg: TrainConfig) -> dict[str, Any]:
         "method": cfg.pruning.method,
         "seed": cfg.seed,
         "n_timesteps": cfg.n_timesteps,
-        "sparsity": 0.0 if dense else float(cfg.pruning.sparsity),
+        "sparsity": 0.0 if dense else -1.0 if cfg.pruning.sparsity == AUTO else float(cfg.pruning.sparsity),
         "value_sparsity": 0.0 if dense else float(cfg.pruning.value_sparsity),
     }
 
