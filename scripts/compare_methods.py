@@ -1,11 +1,12 @@
 """Every pruning method against dense on one budget: the comparison table of issue 26.
 
 Trains each (task, method, seed) with ``prune-rl train`` in its own process, into
-``<root>/runs/<env>__<algo>__<method>__seed<k>`` (resumable: a run with a ``results.json`` is skipped; delete it
-to train it again), then writes ``<root>/methods.md`` and ``methods.csv`` with ``prune-rl report``'s table
-(:mod:`prune_rl.report.tables`): per task and method, the return over seeds (each run's final evaluation, or
-``--eval-episodes N`` evaluated again from the saved model), its ratio to dense, and the deployed network's
-sparsity and kept weights. ``prune-rl report <root>/runs`` draws the plots of the same runs.
+``<root>/runs/<env>__<algo>__<method>__seed<k>`` (resumable: a run with a ``results.json`` is skipped, delete it
+to train it again; one stopped with a checkpoint is continued with ``prune-rl resume``), then writes
+``<root>/methods.md`` and ``methods.csv`` with ``prune-rl report``'s table (:mod:`prune_rl.report.tables`): per
+task and method, the return over seeds (each run's final evaluation, or ``--eval-episodes N`` evaluated again
+from the saved model), its ratio to dense, and the deployed network's sparsity and kept weights.
+``prune-rl report <root>/runs`` draws the plots of the same runs.
 
 A method may carry overrides of its own, ``METHOD@key=value[,key=value]`` (keys under ``pruning.``), for ablations:
 ``dsp@strength=0`` is ``dsp`` without its regularizer, in its own run directories and its own row.
@@ -32,6 +33,8 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from prune_rl.checkpoint import latest_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ("none", "dsp", "l1_structured", "random_structured", "magnitude", "global_magnitude", "scratch", "purl")
@@ -64,6 +67,14 @@ def train(root: Path, env: str, algo: str, method: str, seed: int, extra: list[s
     if (out / "results.json").is_file():
         print(f"skip (done): {out.name}", flush=True)
         return True
+    if out.is_dir() and latest_checkpoint(out) is not None:  # stopped with a checkpoint: continue it to its budget
+        print(f"resume: {out.name}", flush=True)
+        with open(out / "stdout.log", "a") as log:
+            code = subprocess.call([sys.executable, "-m", "prune_rl.cli", "resume", str(out)], stdout=log,
+                                   stderr=subprocess.STDOUT, cwd=REPO)  # fmt: skip
+        if code != 0:
+            print(f"FAILED ({code}): {out}/stdout.log", flush=True)
+        return code == 0
     if out.is_dir() and any(out.iterdir()):  # an attempt that did not finish: `train` refuses a used directory
         aside = root / "unfinished" / f"{out.name}.{time.strftime('%Y%m%d-%H%M%S')}"
         aside.parent.mkdir(parents=True, exist_ok=True)

@@ -79,6 +79,12 @@ def test_unstructured_methods_are_trained_at_matched_kept_weights(tmp_path: Path
     compare.train(tmp_path, "cartpole", "ppo", "magnitude", 1, [])
     assert len(calls) == 4 and not (unfinished / "config.yaml").exists()
     assert [p.name.split(".")[0] for p in (tmp_path / "unfinished").iterdir()] == [unfinished.name]
+    stopped = compare.run_dir(tmp_path, "cartpole", "ppo", "l1_structured", 1)
+    (stopped / "checkpoint").mkdir(parents=True)
+    (stopped / "checkpoint" / "state.json").write_text("{}")  # stopped with a checkpoint: continued, not retrained
+    (stopped / "checkpoint" / "model.zip").write_text("")
+    assert compare.train(tmp_path, "cartpole", "ppo", "l1_structured", 1, [])
+    assert calls[-1][-2:] == ["resume", str(stopped)] and (stopped / "checkpoint").is_dir()
 
 
 def test_the_reward_ablation_counts_episodes_until_a_search_reaches_the_best_found() -> None:
