@@ -126,6 +126,11 @@ def test_commands_on_a_run_refuse_broken_runs_in_one_line(
     _refused(runner.invoke(app, [command, str(_broken(trained, tmp_path, how))]), message)
 
 
+@pytest.mark.parametrize("n", ["-3", "0"])
+def test_evaluate_refuses_fewer_than_one_episode(n: str, trained: Path) -> None:
+    _refused(runner.invoke(app, ["evaluate", str(trained), "-n", n]), f"n_episodes must be >= 1, got {n}")
+
+
 @pytest.mark.parametrize("command", ["evaluate", "export", "resume", "report"])
 def test_commands_on_a_run_refuse_a_missing_directory(command: str, tmp_path: Path) -> None:
     result = runner.invoke(app, [command, str(tmp_path / "nowhere")])
