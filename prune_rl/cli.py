@@ -162,15 +162,19 @@ def board(
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 6006,
     host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0 to serve other machines).")] = "localhost",
 ) -> None:
-    """Start TensorBoard on the run directories."""
-    import subprocess
+    """Start TensorBoard on the run directories (Ctrl-C or SIGTERM stops it too)."""
+    from prune_rl.board import Stopped, serve, tensorboard_command
 
     if not logdir.exists():
         from prune_rl.app import fail
 
         fail(f"{logdir} does not exist (train a run first, or pass the folder holding your runs)")
-    cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--port", str(port), "--host", host]
-    raise typer.Exit(subprocess.call(cmd))
+    try:
+        status = serve(tensorboard_command(logdir, port, host))
+    except Stopped as exc:
+        typer.echo(f"prune-rl: board stopped on {exc}; TensorBoard stopped with it", err=True)
+        raise typer.Exit(128 + exc.signum) from None
+    raise typer.Exit(status)
 
 
 if __name__ == "__main__":

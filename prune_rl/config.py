@@ -9,6 +9,7 @@ Fractions of training (``begin``, ``end``, ``interval``) are in ``[0, 1]``; spar
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -126,14 +127,50 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
     hints = typing.get_type_hints(cls)
     data = dict(data)
     for key, value in data.items():
+        name = key if where == "config" else f"{where}.{key}"
         if dataclasses.is_dataclass(hints.get(key)) and isinstance(value, dict):
-            data[key] = _build(hints[key], value, f"{where}.{key}")
+            data[key] = _build(hints[key], value, name)
+        elif not _fits(value, hints[key]):
+            shown = str(value).lower() if isinstance(value, bool) else value  # as YAML spells it
+            raise ConfigError(f"{name} must be {_describe(hints[key])}, got {shown}")
     try:
         return cls(**data)
     except TypeError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     except ValueError as exc:  # the dataclass's own checks
         raise ConfigError(str(exc)) from None
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """
+    Whether a config value has its field's type, so that ``env.normalize=maybe`` is refused before anything runs.
+
+    Booleans, numbers, mappings, lists, ``None`` and sections are checked (an int is a float; a bool is neither);
+    a ``str`` or ``Any`` field takes any value, which its own check then names (``unknown pruning.schedule ...``).
+
+    :param value: The value, as YAML or a Hydra override gave it.
+    :param hint: The field's annotation.
+    :return: Whether it fits.
+    """
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return any(_fits(value, member) for member in typing.get_args(hint))
+    origin = typing.get_origin(hint) or hint
+    if origin is bool:
+        return isinstance(value, bool)
+    if origin in (int, float):
+        return isinstance(value, int if origin is int else (int, float)) and not isinstance(value, bool)
+    if origin in (dict, list, type(None)) or dataclasses.is_dataclass(origin):
+        return isinstance(value, origin)
+    return True
+
+
+def _describe(hint: Any) -> str:
+    """:return: What a value of annotation ``hint`` must be, in words (``true or false``, ``an integer``)."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return " or ".join(_describe(member) for member in typing.get_args(hint))
+    origin = typing.get_origin(hint) or hint
+    words = {bool: "true or false", int: "an integer", float: "a number", list: "a list", type(None): "null"}
+    return words.get(origin, "a mapping" if origin is dict or dataclasses.is_dataclass(origin) else origin.__name__)
 
 
 def validate(cfg: TrainConfig) -> None:

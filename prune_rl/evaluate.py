@@ -73,7 +73,10 @@ def evaluate_run(
     :param seed: Seed of the evaluation env (default: the run's ``seed + eval.seed_offset``).
     :param deterministic: Act deterministically.
     :return: ``{env_id, algo, mean_return, std_return, n_episodes, deterministic}``.
+    :raises ConfigError: If ``n_episodes`` is below 1 (a mean over no episode is ``nan``), or the run does not load.
     """
+    if n_episodes is not None and n_episodes < 1:
+        raise ConfigError(f"n_episodes must be >= 1, got {n_episodes}")
     run_dir = Path(run_dir)
     missing = missing_file(run_dir)
     if missing is not None:
@@ -83,7 +86,7 @@ def evaluate_run(
         raise ConfigError(f"unknown algo {cfg.algo.name!r} in {run_dir / 'config.yaml'}")
     eval_cfg = dataclasses.replace(
         cfg.eval,
-        n_episodes=n_episodes or cfg.eval.n_episodes,
+        n_episodes=cfg.eval.n_episodes if n_episodes is None else n_episodes,
         deterministic=deterministic,
         seed_offset=cfg.eval.seed_offset if seed is None else seed - cfg.seed,
     )

@@ -36,6 +36,13 @@ def _refused(result, message: str) -> None:
         (["algo=dqn", "env=hopper"], "algo=dqn needs a discrete action space, but Hopper-v5 is continuous"),
         (["env=gym"], "Missing mandatory value: env.id"),
         (["env=gym", "env.id=Nope-v0"], "env.id 'Nope-v0': Environment `Nope` doesn't exist"),
+        # values of the wrong type, refused before anything trains ("maybe" would read as true)
+        (["env.normalize=maybe"], "env.normalize must be true or false, got maybe"),
+        (["eval.deterministic=1"], "eval.deterministic must be true or false, got 1"),
+        (["pruning.shrink=yes"], "pruning.shrink must be true or false, got yes"),
+        (["env.n_envs=2.5"], "env.n_envs must be an integer, got 2.5"),
+        (["n_timesteps=1e5"], "n_timesteps must be an integer, got 100000.0"),
+        (["checkpoint.every=often"], "checkpoint.every must be a number, got often"),
         # out-of-range numbers in every group
         (["algo.learning_rate=-1"], "algo.learning_rate must be > 0, got -1"),
         (["algo.learning_rate=lin_0"], "algo.learning_rate must be > 0, got lin_0"),
@@ -117,6 +124,11 @@ def test_commands_on_a_run_refuse_broken_runs_in_one_line(
     command: str, how: str, message: str, trained: Path, tmp_path: Path
 ) -> None:
     _refused(runner.invoke(app, [command, str(_broken(trained, tmp_path, how))]), message)
+
+
+@pytest.mark.parametrize("n", ["-3", "0"])
+def test_evaluate_refuses_fewer_than_one_episode(n: str, trained: Path) -> None:
+    _refused(runner.invoke(app, ["evaluate", str(trained), "-n", n]), f"n_episodes must be >= 1, got {n}")
 
 
 @pytest.mark.parametrize("command", ["evaluate", "export", "resume", "report"])

@@ -1,8 +1,12 @@
 """The command line, through Typer's CliRunner and as a subprocess."""
 
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -100,7 +104,18 @@ def test_wheel_ships_every_config(tmp_path: Path) -> None:
 
 def test_board_starts_tensorboard_on_the_run_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[list[str]] = []
-    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+
+    class Child:  # a TensorBoard that exits at once
+        def __init__(self, cmd: list[str]) -> None:
+            calls.append(cmd)
+
+        def wait(self, timeout: float | None = None) -> int:
+            return 0
+
+        def poll(self) -> int:
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", Child)
     result = runner.invoke(app, ["board", str(tmp_path), "--port", "6123"])
     assert result.exit_code == 0, result.output
     (cmd,) = calls
@@ -111,6 +126,87 @@ def test_board_starts_tensorboard_on_the_run_directories(tmp_path: Path, monkeyp
 def test_board_rejects_a_missing_folder(tmp_path: Path) -> None:
     result = runner.invoke(app, ["board", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    """Every living process below ``pid``: ``{pid: start time}`` (from /proc, so that a reused pid is not mistaken)."""
+    stats: dict[int, tuple[int, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it exited meanwhile
+            continue
+        if fields[0] != "Z":  # fields[0] is the state, [1] the parent, [19] the start time
+            stats[int(entry.name)] = (int(fields[1]), fields[19])
+    below: dict[int, str] = {}
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, (ppid, start) in stats.items():
+            if ppid == parent and child not in below:
+                below[child] = start
+                frontier.append(child)
+    return below
+
+
+def _alive(pid: int, start: str) -> bool:
+    try:
+        fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z" and fields[19] == start
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_board_stops_tensorboard(signum: signal.Signals, tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    with socket.socket() as probe:  # a free port, on the loopback only
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = (tmp_path / "board.log").open("w")
+    board = subprocess.Popen(
+        [sys.executable, "-m", "prune_rl.cli", "board", str(tmp_path), "--port", str(port), "--host", "127.0.0.1"],
+        stdout=log,
+        stderr=log,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # even if pytest runs in the background
+    )
+    children: dict[int, str] = {}
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if board.poll() is not None or time.monotonic() > deadline:
+                pytest.skip(f"TensorBoard did not start: {(tmp_path / 'board.log').read_text()[-500:]}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        children = _descendants(board.pid)
+        assert children, "TensorBoard runs as a child of prune-rl"
+        board.send_signal(signum)
+        assert board.wait(timeout=30) == 128 + signum
+        stderr = (tmp_path / "board.log").read_text().strip().splitlines()
+        assert stderr[-1] == f"prune-rl: board stopped on {signum.name}; TensorBoard stopped with it"
+        deadline = time.monotonic() + 10  # a grandchild (TensorBoard's data server) exits once its pipe closes
+        while any(_alive(pid, start) for pid, start in children.items()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [pid for pid, start in children.items() if _alive(pid, start)], "a TensorBoard process survived"
+        with socket.socket() as again:  # the port is free again
+            again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            again.bind(("127.0.0.1", port))
+    finally:  # whatever failed, leave no process behind
+        if board.poll() is None:
+            children.update(_descendants(board.pid))
+        for pid, start in children.items():
+            if _alive(pid, start):
+                os.kill(pid, signal.SIGKILL)
+        if board.poll() is None:
+            board.kill()
+            board.wait()
+        log.close()
 
 
 PRUNING_OPTIONS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "pruning").glob("*.yaml"))
