@@ -210,3 +210,18 @@ def test_dsp_removes_neurons_only_through_its_cuts(mlp: nn.Sequential) -> None:
     pruner.regularize(0.5)
     assert [int((layer.group_norms() > 0).sum()) for layer in net.layers] == [4, 4]
     assert [s for s in pruner.stats()["pi"]["alive_per_layer"].values()] == [4, 4]
+
+
+def test_a_rejected_weight_cut_leaves_the_gradients_of_its_weights_unmasked() -> None:
+    from prune_rl.methods import MagnitudeConfig, MagnitudePruner
+
+    mlp, net = _toy()
+    pruner = MagnitudePruner(MagnitudeConfig(name="magnitude", sparsity=0.9, begin=0.0, end=0.5))
+    pruner.setup([net])
+    pruner.start()  # masks the gradients of pruned weights from now on
+    probe = ToyProbe(mlp, _states())
+    decision = _guard(mlp, pruner, tolerance=-1.0).cut(0.5, probe)  # type: ignore[arg-type]  # no cut can hold
+    assert decision is not None and decision.outcome == "rejected"
+    probe()[0].pow(2).sum().backward()
+    assert bool((mlp[0].weight.grad != 0).all()), "no hook of an undone cut masks the gradients"
+    pruner.close()
