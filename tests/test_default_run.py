@@ -76,6 +76,7 @@ def test_a_shrunk_run_evaluates_and_reports(default_run: Path) -> None:
     (row,) = rows([record])
     results = json.loads((default_run / "results.json").read_text())
     assert row["neuron_sparsity"] == pytest.approx(results["sparsity"]["pi"]["neuron_sparsity"], abs=1e-4)
+    assert row["guard_share"] == pytest.approx(results["guard"]["seconds"] / results["wall_seconds"], abs=1e-5)
 
 
 def test_a_shrunk_run_exports(default_run: Path) -> None:
@@ -117,3 +118,5 @@ def test_sparsity_auto_runs_and_says_where_it_stopped(tmp_path: Path) -> None:
     results = json.loads((out / "results.json").read_text())
     assert results["guard"]["target"] == "auto" and results["guard"]["short"].startswith("sparsity=auto stopped with pi at")
     assert results["sparsity"]["pi"]["neuron_sparsity"] > 0
+    (row,) = rows(collect([out]))
+    assert row["target"] == "auto"

@@ -27,7 +27,8 @@ class RunRecord:
     :param env: Gymnasium id.
     :param algo: Algorithm name.
     :param method: The ``pruning`` option (``none`` for dense runs).
-    :param target: Its target sparsity of the deployed network (``pruning.sparsity``; ``None`` for dense runs).
+    :param target: Its target sparsity of the deployed network (``pruning.sparsity``, a fraction or ``auto``; ``None``
+        for dense runs).
     :param seed: Seed.
     :param n_timesteps: Training budget.
     :param final_return: Mean return of the final evaluation.
@@ -36,13 +37,14 @@ class RunRecord:
     :param kept_weights: Weights the deployed network keeps (all of them for dense runs: ``None`` if unknown).
     :param curve: ``(timesteps, mean return)`` of the periodic evaluations (empty without them).
     :param neurons: ``(timesteps, alive neurons of the deployed network)`` over training (empty for dense runs).
+    :param guard_share: The guard's share of the run's wall time (``None`` for unguarded runs).
     """
 
     path: Path
     env: str
     algo: str
     method: str
-    target: float | None
+    target: float | str | None
     seed: int
     n_timesteps: int
     final_return: float
@@ -51,6 +53,7 @@ class RunRecord:
     kept_weights: int | None = None
     curve: tuple[np.ndarray, np.ndarray] = field(default_factory=lambda: (np.empty(0), np.empty(0)))
     neurons: tuple[np.ndarray, np.ndarray] = field(default_factory=lambda: (np.empty(0), np.empty(0)))
+    guard_share: float | None = None
 
 
 def find_runs(paths: Sequence[str | Path]) -> list[Path]:
@@ -85,8 +88,8 @@ def _neurons(run: Path, layers: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return np.array(steps), np.array(alive)
 
 
-def _target(run: Path) -> float | None:
-    """The run's ``pruning.sparsity`` from its ``config.yaml`` (``None`` if absent)."""
+def _target(run: Path) -> float | str | None:
+    """The run's ``pruning.sparsity`` from its ``config.yaml`` (a fraction, ``auto``, or ``None`` if absent)."""
     import yaml
 
     try:
@@ -96,7 +99,7 @@ def _target(run: Path) -> float | None:
     if not isinstance(config, dict):
         raise ValueError(f"{run / 'config.yaml'} does not hold a run's config")
     value = (config.get("pruning") or {}).get("sparsity")
-    return float(value) if isinstance(value, int | float) else None
+    return float(value) if isinstance(value, int | float) else "auto" if value == "auto" else None
 
 
 def read_run(run: Path) -> RunRecord:
@@ -123,6 +126,9 @@ def read_run(run: Path) -> RunRecord:
             record.weight_sparsity = float(deployed["weight_sparsity"])
             record.kept_weights = int(deployed["compact_weights"])
             record.neurons = _neurons(run, list(deployed.get("alive_per_layer", {})))
+        guard = results.get("guard")
+        if guard:
+            record.guard_share = float(guard["seconds"]) / max(float(results["wall_seconds"]), 1e-9)
         evaluations = run / "evaluations.npz"
         if evaluations.is_file():
             data = np.load(evaluations)

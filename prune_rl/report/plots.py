@@ -58,29 +58,32 @@ def over_training(records: list[RunRecord], attr: str) -> Series:
     return out
 
 
-def frontier(records: list[RunRecord]) -> dict[tuple[str, str], dict[str, list[tuple[float, float, float]]]]:
+Point = tuple[float, float, float | str]  # (kept weights, return, target sparsity: a fraction or "auto")
+
+
+def frontier(records: list[RunRecord]) -> dict[tuple[str, str], dict[str, list[Point]]]:
     """
     :param records: Runs.
     :return: ``{(env, algo): {method: [(kept weights, return, target sparsity) per run]}}`` sorted; dense runs (no
         kept weights known) are left out: they are drawn as a line at their mean return.
     """
-    out: dict[tuple[str, str], dict[str, list[tuple[float, float, float]]]] = {}
+    out: dict[tuple[str, str], dict[str, list[Point]]] = {}
     for panel, runs in _panels(records).items():
         for run in runs:
             if run.kept_weights is not None:
-                point = (float(run.kept_weights), run.final_return, run.target if run.target is not None else 0.0)
+                point: Point = (float(run.kept_weights), run.final_return, run.target if run.target is not None else 0.0)
                 out.setdefault(panel, {}).setdefault(run.method, []).append(point)
         for points in out.get(panel, {}).values():
-            points.sort()
+            points.sort(key=lambda p: (p[0], p[1], str(p[2])))
     return out
 
 
-def frontier_means(points: list[tuple[float, float, float]]) -> list[tuple[float, float]]:
+def frontier_means(points: list[Point]) -> list[tuple[float, float]]:
     """
     :param points: One method's ``(kept weights, return, target)`` per run.
     :return: Its line: per target sparsity, the mean kept weights and mean return, by kept weights.
     """
-    targets = sorted({target for _, _, target in points})
+    targets = sorted({target for _, _, target in points}, key=str)
     means = [
         (statistics.fmean(k for k, _, t in points if t == target), statistics.fmean(r for _, r, t in points if t == target))
         for target in targets

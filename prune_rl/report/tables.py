@@ -4,7 +4,7 @@ The ratio is the method's mean return over the dense runs' mean return of the sa
 (``-`` without dense runs there, or where their mean is not positive), with a 95% percentile bootstrap interval over
 seeds: both groups' seeds resampled with replacement, independently, 10,000 times (:func:`ratio_interval`). ``std``
 is the population standard deviation over seeds. Sparsity and kept weights are of the deployed network, averaged
-over seeds.
+over seeds; ``guard time`` is the guard's share of the runs' wall time.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import numpy as np
 from prune_rl.report.collect import RunRecord
 
 COLUMNS = ("env", "algo", "timesteps", "method", "target", "seeds", "return", "std", "ratio", "ratio_low", "ratio_high",
-           "neuron_sparsity", "weight_sparsity", "kept_weights")  # fmt: skip
+           "neuron_sparsity", "weight_sparsity", "kept_weights", "guard_share")  # fmt: skip
 N_BOOTSTRAP = 10_000
 
 
-Key = tuple[str, str, int, str, float]
+Key = tuple[str, str, int, str, float | str]
 
 
 def group_key(record: RunRecord) -> Key:
@@ -59,13 +59,14 @@ def rows(records: list[RunRecord]) -> list[dict]:
         groups.setdefault(group_key(record), []).append(record)
     dense = {key[:3]: [r.final_return for r in runs] for key, runs in groups.items() if key[3] == "none"}
     out = []
-    for key in sorted(groups, key=lambda k: (k[0], k[1], k[2], k[3] != "none", k[3], k[4])):
+    for key in sorted(groups, key=lambda k: (k[0], k[1], k[2], k[3] != "none", k[3], str(k[4]))):
         runs = sorted(groups[key], key=lambda r: r.seed)
         returns = [r.final_return for r in runs]
         mean = statistics.fmean(returns)
         reference = statistics.fmean(dense[key[:3]]) if key[:3] in dense else None
         interval = ratio_interval(returns, dense[key[:3]]) if reference is not None and reference > 0 else None
         kept = [r.kept_weights for r in runs if r.kept_weights is not None]
+        shares = [r.guard_share for r in runs if r.guard_share is not None]
         out.append({
             "env": key[0], "algo": key[1], "timesteps": key[2], "method": key[3],
             "target": key[4] if key[3] != "none" else None,
@@ -77,6 +78,7 @@ def rows(records: list[RunRecord]) -> list[dict]:
             "neuron_sparsity": round(statistics.fmean(r.neuron_sparsity for r in runs), 4),
             "weight_sparsity": round(statistics.fmean(r.weight_sparsity for r in runs), 4),
             "kept_weights": round(statistics.fmean(kept)) if kept else None,
+            "guard_share": round(statistics.fmean(shares), 5) if shares else None,
         })  # fmt: skip
     return out
 
@@ -84,12 +86,12 @@ def rows(records: list[RunRecord]) -> list[dict]:
 def markdown(table: list[dict]) -> str:
     """:return: The table in markdown, return as ``mean ± std``, ratio with its interval as ``r [low, high]``."""
     head = ["env", "algo", "timesteps", "method", "target", "seeds", "return", "ratio", "neuron sparsity",
-            "weight sparsity", "kept weights"]  # fmt: skip
+            "weight sparsity", "kept weights", "guard time"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in table:
         cells = [row["env"], row["algo"], row["timesteps"], row["method"], row["target"], row["seeds"],
                  f"{row['return']} ± {row['std']}", _ratio(row), row["neuron_sparsity"], row["weight_sparsity"],
-                 row["kept_weights"]]  # fmt: skip
+                 row["kept_weights"], f"{row['guard_share']:.2%}" if row.get("guard_share") is not None else None]  # fmt: skip
         lines.append("| " + " | ".join("-" if c is None else str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
