@@ -90,10 +90,12 @@ def test_purl_and_scratch_start_from_a_shrunk_run(default_run: Path, tmp_path: P
                       "pruning.sparsity=0.8", "pruning.return_check=0", "pruning.distill_steps=10")  # fmt: skip
     purl = json.loads((purl_dir / "results.json").read_text())
     assert purl["start_from"] == str(default_run) and purl["sparsity"]["pi"]["neuron_sparsity"] >= 0.8 - 1e-9
+    assert purl["guard"]["kept"] == 1 and purl["guard"]["short"] is None  # one search, its whole cut kept
     scratch_dir = _train(tmp_path / "scratch", "pruning=scratch", f"pruning.from_run={default_run}", "n_timesteps=256")
     scratch = json.loads((scratch_dir / "results.json").read_text())
     shrunk = json.loads((default_run / "results.json").read_text())["widths"]
     assert scratch["widths"]["pi"] == [max(w, 2) for w in shrunk["pi"]]
+    assert scratch["guard"] is None  # nothing is cut while it trains
 
 
 def test_dqn_counts_what_its_strong_regularizer_removed_and_keeps_each_layer_at_its_target(tmp_path: Path) -> None:

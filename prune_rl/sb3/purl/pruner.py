@@ -243,6 +243,10 @@ class PuRLMixin:
         """:return: ``from_run``: the run whose trained agent this run prunes."""
         return self.cfg.from_run
 
+    def target(self, net: PrunableNet, progress: float) -> float:
+        """:return: The final sparsity: the search makes the whole cut at once."""
+        return self.final_sparsity(net)  # type: ignore[attr-defined]  # the Pruner after this mixin in the MRO
+
     def due(self, progress: float) -> bool:
         """:return: Whether the search is due: once, at ``begin``."""
         return self.n_events == 0 and progress >= self.cfg.begin and not self.stopped
