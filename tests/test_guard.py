@@ -58,8 +58,12 @@ def _guard(mlp: nn.Module, pruner, tolerance: float) -> CutGuard:
     return CutGuard(SimpleNamespace(policy=mlp), pruner, tolerance)  # type: ignore[arg-type]
 
 
-def test_behaviour_change_is_the_share_of_actions_changed_or_of_the_variance_lost() -> None:
+def test_behaviour_change_is_the_share_of_the_action_gap_given_up_or_of_the_variance_lost() -> None:
     assert behaviour_change(torch.tensor([0, 1, 2, 1]), torch.tensor([0, 1, 1, 1])) == 0.25
+    # with the scores before the cut: a flip between near-tied actions gives up little of the action gap
+    scores = torch.tensor([[1.0, 0.9], [0.0, 1.0]])
+    assert behaviour_change(torch.tensor([0, 1]), torch.tensor([1, 1]), scores) == pytest.approx(0.05 / 0.55)
+    assert behaviour_change(torch.tensor([0, 1]), torch.tensor([0, 0]), scores) == pytest.approx(0.5 / 0.55)
     before = torch.tensor([[1.0], [-1.0], [1.0], [-1.0]])  # variance 1
     assert behaviour_change(before, before) == 0.0
     assert behaviour_change(before, before + 0.5) == pytest.approx(0.25)  # error 0.25 of variance 1

@@ -4,10 +4,13 @@ The method keeps its ranking (which neurons or weights go); the guard decides ho
 ``pruning.tolerance`` (``tol``):
 
 - **How many.** Before a cut is kept, the deployed policy's deterministic actions on the probe's states are compared
-  with the actions before it. The cut's *behaviour change* is, for discrete actions, the share of states whose action
-  changes; for continuous ones, the share of the actions' variance over the states that the cut loses::
+  with the actions before it. The cut's *behaviour change* is, for discrete actions, the share of the action gap it
+  gives up, by the network's own scores before the cut (Q-values, or logits): a changed action costs what the policy
+  thought it worth, so flipping between near-tied actions costs next to nothing; for continuous actions, the share of
+  the actions' variance over the states that the cut loses::
 
-      change = mean_s ||a'(s) - a(s)||^2 / mean_s ||a(s) - mean_s a(s)||^2
+      discrete:   change = mean_s [q(s, a(s)) - q(s, a'(s))] / mean_s [max_a q(s, a) - min_a q(s, a)]
+      continuous: change = mean_s ||a'(s) - a(s)||^2 / mean_s ||a(s) - mean_s a(s)||^2
 
   A cut that changes more than ``tol`` is undone and halved (a ``cut_scale`` of 1, 1/2, 1/4, 1/8 of the scheduled
   cut) until one holds. When even the smallest does not, pruning stops there, and the run says so.
@@ -43,17 +46,26 @@ WINDOW = 100  # episodes of each side of a cut compared at most (SB3's stats win
 OUTCOMES = ("kept", "reduced", "rejected")
 
 
-def behaviour_change(before: torch.Tensor, after: torch.Tensor) -> float:
+def behaviour_change(before: torch.Tensor, after: torch.Tensor, scores: torch.Tensor | None = None) -> float:
     """
     How much a cut changes a policy's deterministic actions on a batch of states.
 
     :param before: ``(n,)`` action indices, or ``(n, action_dim)`` continuous actions, before the cut.
     :param after: The same after it.
-    :return: Discrete: the share of states whose action changed. Continuous: the share of the actions' variance
-        over the states lost, ``mean ||a' - a||^2 / mean ||a - mean a||^2`` (0: unchanged).
+    :param scores: Discrete: the network's ``(n, n_actions)`` scores before the cut (Q-values or logits), whose
+        argmax is ``before``; without them, every changed action costs the same.
+    :return: Discrete: the share of the action gap given up, ``mean [q(a) - q(a')] / mean [max q - min q]``, or the
+        share of states whose action changed. Continuous: the share of the actions' variance over the states lost,
+        ``mean ||a' - a||^2 / mean ||a - mean a||^2``. 0: unchanged.
     """
     if not before.dtype.is_floating_point:
-        return float((before != after).float().mean())
+        if scores is None or scores.shape != (len(before), int(scores.shape[-1])) or scores.shape[-1] < 2:
+            return float((before != after).float().mean())
+        scores = scores.double()
+        rows = torch.arange(len(before))
+        given_up = scores[rows, before] - scores[rows, after]
+        gap = scores.max(dim=-1).values - scores.min(dim=-1).values
+        return float(given_up.mean() / gap.mean().clamp_min(1e-12))
     before, after = before.double(), after.double()
     error = (after - before).pow(2).sum(dim=-1).mean()
     spread = (before - before.mean(dim=0)).pow(2).sum(dim=-1).mean()
@@ -206,6 +218,8 @@ class CutGuard:
         """
         pruner = self.pruner
         before = probe.actions()  # samples the probe's states first: the snapshot comes after
+        with torch.no_grad():
+            scores = probe()[0] if not before.dtype.is_floating_point else None  # Q-values or logits
         masks = pruner.masks()
         snapshot = Snapshot(self.model, pruner)
         tries = 1 + (HALVINGS if pruner.scales_cut else 0)
@@ -217,7 +231,7 @@ class CutGuard:
             changed = any(not torch.equal(masks[name], alive) for name, alive in pruner.masks().items())
             if not changed and i == 0:
                 return None
-            change = behaviour_change(before, probe.actions()) if changed else change
+            change = behaviour_change(before, probe.actions(), scores) if changed else change
             if changed and change <= self.tolerance:
                 decision = Decision(progress, "kept" if i == 0 else "reduced", scale, change, i + 1)
                 break
