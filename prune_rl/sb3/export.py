@@ -8,7 +8,7 @@ critics are padded to the widest of them, per layer, with removed (all-zero) neu
 :class:`DeployedPolicy` is what ``model.predict(obs, deterministic=True)`` computes, as one torch module: the
 VecNormalize observation normalisation (``clip((obs - mean) / sqrt(var + eps), -clip_obs, clip_obs)``), the deployed
 network and SB3's action post-processing: the argmax of logits (PPO/A2C) or Q-values (DQN), clipping to the action
-bounds (PPO/A2C on a Box), tanh squashing and rescaling to the bounds (SAC, TD3). :func:`export_onnx` writes it to
+bounds (PPO/A2C on a Box), tanh squashing and rescaling to the bounds (SAC, TQC, TD3). :func:`export_onnx` writes it to
 ONNX, raw observations in, actions out.
 """
 
@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
+from sb3_contrib.tqc.policies import TQCPolicy
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.running_mean_std import RunningMeanStd
@@ -170,7 +171,7 @@ class DeployedPolicy(nn.Module):
             return torch.maximum(torch.minimum(out, self.high), self.low)
         if isinstance(policy, DQNPolicy):
             return policy.q_net(obs).argmax(dim=-1)
-        if isinstance(policy, SACPolicy):
+        if isinstance(policy, SACPolicy | TQCPolicy):
             mean, _, _ = policy.actor.get_action_dist_params(obs)
             return self._unscale(torch.tanh(mean))
         if isinstance(policy, TD3Policy):
