@@ -52,6 +52,49 @@ def train(ctx: typer.Context) -> None:
         sys.argv = argv
 
 
+@app.command(context_settings=HYDRA_ARGS, options_metavar="[--vecnormalize PATH] [HYDRA OVERRIDES AND FLAGS]")
+def prune(
+    ctx: typer.Context,
+    model: Annotated[Path, typer.Argument(help="A trained SB3 model (.zip from anywhere) or a prune-rl run directory.")],
+    vecnormalize: Annotated[
+        Path | None,
+        typer.Option(help="Its VecNormalize statistics (default: found beside it: vecnormalize.pkl, <env>/vecnormalize.pkl)."),
+    ] = None,
+) -> None:
+    """
+    Prune a trained agent: fine-tune it while pruning, into a run directory like train's.
+
+    The algorithm is read from the file, the task from its name or folder (the zoo's <env>.zip) unless env= is given;
+    its networks, activation and normalisation are kept. n_timesteps (the fine-tuning budget) defaults to
+    init.budget (0.1) of the task's training budget. Every method prunes a trained agent except scratch.
+
+    \b
+    Examples:
+      prune-rl prune logs/ppo/CartPole-v1_1/CartPole-v1.zip                  dsp, 95% of the policy's neurons
+      prune-rl prune agent.zip env=lunarlander pruning=l1_structured n_timesteps=50000
+      prune-rl prune sac_hopper.zip env=hopper --vecnormalize stats.pkl pruning=magnitude
+      prune-rl prune -m agent.zip env=cartpole pruning=dsp,magnitude,none seed=0,1
+    """
+    from prune_rl.app import check_overrides, fail, prune_main, prune_overrides
+    from prune_rl.config import ConfigError
+
+    try:
+        overrides, found = prune_overrides(model, vecnormalize, ctx.args)
+    except ConfigError as exc:
+        fail(str(exc))
+    args = [*overrides, *ctx.args]
+    problem = check_overrides(args, name="prune")
+    if problem is not None:
+        fail(problem)
+    typer.echo(f"prune-rl: {found}", err=True)
+    argv = sys.argv
+    sys.argv = ["prune-rl prune", *args]
+    try:
+        prune_main()
+    finally:
+        sys.argv = argv
+
+
 @app.command()
 def resume(
     run_dir: Annotated[Path, typer.Argument(help="A run directory that stopped before its budget (it has a checkpoint).")],
