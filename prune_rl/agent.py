@@ -183,12 +183,20 @@ def read_agent(model: str | Path, vecnormalize: str | Path | None = None) -> Age
     return AgentFile(path=path, algo=algo, data=data, env_id=env_id, vecnormalize=stats)
 
 
+def _space(space: gym.Space) -> str:
+    """A space in a few characters: ``Box(4,)``, ``Discrete(2)``."""
+    if isinstance(space, gym.spaces.Box):
+        return f"Box{space.shape}"
+    return " ".join(str(space).split())
+
+
 def _check_spaces(agent: AgentFile, env: VecEnv, env_id: str) -> None:
     observation, action = agent.spaces
     if (observation, action) != (env.observation_space, env.action_space):
-        raise ConfigError(
-            f"{agent.path} acts on {observation} -> {action}, but {env_id} has {env.observation_space} -> {env.action_space}"
-        )
+        mine = f"{_space(observation)} -> {_space(action)}"
+        theirs = f"{_space(env.observation_space)} -> {_space(env.action_space)}"
+        differ = " (the same shapes, other bounds or dtypes)" if mine == theirs else ""
+        raise ConfigError(f"{agent.path} acts on {mine}, but {env_id} has {theirs}{differ}")
 
 
 def fine_tuning_kwargs(agent: AgentFile, cfg: TrainConfig) -> dict[str, Any]:
@@ -242,16 +250,28 @@ def load_agent(cfg: TrainConfig, env: VecEnv) -> tuple[BaseAlgorithm, VecEnv]:
         env.training = True
     elif cfg.init.vecnormalize is not None:
         raise ConfigError(f"VecNormalize statistics {cfg.init.vecnormalize} were given, but env.normalize=false")
-    else:
-        log.info("no VecNormalize statistics: the agent sees raw observations (--vecnormalize PATH if it had them)")
     kwargs = fine_tuning_kwargs(agent, cfg)
     if "learning_starts" in agent.data and "learning_starts" not in kwargs:
         kwargs["learning_starts"] = max(int(agent.data["learning_starts"]), int(agent.data.get("batch_size", 1)))
-    model = ALGOS[cfg.algo.name].load(agent.path, env=env, device=cfg.device, **kwargs)
+    return ALGOS[cfg.algo.name].load(agent.path, env=env, device=cfg.device, **kwargs), env
+
+
+def log_loaded(cfg: TrainConfig, model: BaseAlgorithm) -> None:
+    """
+    Say in the run's log what was loaded: the agent, its statistics, and for off-policy agents the replay buffer's
+    warm-up (once every check passed, so that a refused run prints one line).
+
+    :param cfg: The run's config.
+    :param model: The loaded model.
+    """
+    log.info("%s: a %s agent, fine-tuned on %s", cfg.init.model, cfg.algo.name, cfg.env.id)
+    if cfg.init.vecnormalize is not None:
+        log.info("VecNormalize statistics %s", cfg.init.vecnormalize)
+    else:
+        log.info("no VecNormalize statistics found: the agent sees raw observations (--vecnormalize PATH if it had them)")
     if isinstance(model, OffPolicyAlgorithm):
         log.info(
             "the replay buffer starts empty: the loaded agent acts for learning_starts=%d steps to fill it before the "
             "first gradient step",
             model.learning_starts,
         )
-    return model, env

@@ -317,15 +317,16 @@ def env_option(env_id: str) -> str | None:
     return None
 
 
-def prune_overrides(model: Path, vecnormalize: Path | None, args: Sequence[str]) -> tuple[list[str], str]:
+def prune_overrides(model: Path, vecnormalize: Path | None, args: Sequence[str]) -> list[str]:
     """
     The overrides ``prune-rl prune MODEL`` puts before the user's: the algorithm read from the file, the task its name
-    or folder gives (unless ``env=`` is given), normalisation as found beside it, and the file itself.
+    or folder gives (unless ``env=`` is given), its number of environments, normalisation as found beside it, and the
+    file itself.
 
     :param model: An SB3 ``.zip`` or a run directory.
     :param vecnormalize: Its ``VecNormalize`` statistics (``None``: look beside it).
     :param args: The user's arguments after MODEL.
-    :return: The overrides, and one line saying what was found.
+    :return: The overrides.
     :raises ConfigError: If the file is not a model prune-rl can prune, was given another algorithm, or its task is
         not known.
     """
@@ -338,7 +339,6 @@ def prune_overrides(model: Path, vecnormalize: Path | None, args: Sequence[str])
         raise ConfigError(f"{agent.path} holds a {agent.algo} agent: the algorithm is read from the file (drop algo=)")
     if "algo" not in given:
         out.append(f"algo={agent.algo}")
-    env_id = given.get("env.id") or agent.env_id
     if "env" not in given and "env.id" not in given:
         if agent.env_id is None:
             known = ", ".join(p.stem for p in sorted((Path(CONFIG_PATH) / "env").glob("*.yaml")) if p.stem != "gym")
@@ -348,13 +348,14 @@ def prune_overrides(model: Path, vecnormalize: Path | None, args: Sequence[str])
             )
         option = env_option(agent.env_id)
         out += [f"env={option}"] if option is not None else ["env=gym", f"env.id={_quote(agent.env_id)}"]
+    if "env.n_envs" not in given and isinstance(agent.data.get("n_envs"), int):  # PPO's rollouts: n_steps x n_envs
+        out.append(f"env.n_envs={agent.data['n_envs']}")
     if "env.normalize" not in given:
         out.append(f"env.normalize={'true' if agent.vecnormalize is not None else 'false'}")
     out.append(f"init.model={_quote(agent.path.resolve())}")
     if agent.vecnormalize is not None:
         out.append(f"init.vecnormalize={_quote(agent.vecnormalize.resolve())}")
-    stats = f"VecNormalize statistics {agent.vecnormalize}" if agent.vecnormalize else "no VecNormalize statistics found"
-    return out, f"{agent.path}: a {agent.algo} agent for {env_id or given.get('env')}; {stats}"
+    return out
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")

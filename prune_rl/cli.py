@@ -79,14 +79,13 @@ def prune(
     from prune_rl.config import ConfigError
 
     try:
-        overrides, found = prune_overrides(model, vecnormalize, ctx.args)
+        overrides = prune_overrides(model, vecnormalize, ctx.args)
     except ConfigError as exc:
         fail(str(exc))
     args = [*overrides, *ctx.args]
     problem = check_overrides(args, name="prune")
     if problem is not None:
         fail(problem)
-    typer.echo(f"prune-rl: {found}", err=True)
     argv = sys.argv
     sys.argv = ["prune-rl prune", *args]
     try:

@@ -20,7 +20,7 @@ from stable_baselines3.common.logger import CSVOutputFormat, HParam, Logger, con
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalization
 
-from prune_rl.agent import load_agent
+from prune_rl.agent import load_agent, log_loaded
 from prune_rl.checkpoint import (
     CheckpointCallback,
     Interrupted,
@@ -383,8 +383,10 @@ def _start(cfg: TrainConfig, env: Any, folder: Path | None) -> tuple[BaseAlgorit
     pruner = build_pruner(cfg)
     if model is None:
         model = build_pruned_model(cfg, env, pruner)
-    elif folder is None and pruner is not None:
-        check_fine_tuning(pruner, model)
+    elif folder is None:
+        if pruner is not None:
+            check_fine_tuning(pruner, model)
+        log_loaded(cfg, model)
     return model, env, cfg, pruner
 
 
