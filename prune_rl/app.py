@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -317,6 +318,40 @@ def env_option(env_id: str) -> str | None:
     return None
 
 
+def model_first(first: str, args: Sequence[str]) -> tuple[Path, list[str]]:
+    """
+    Find MODEL among ``prune-rl prune``'s arguments when Hydra flags came before it (``prune-rl prune -m MODEL ...``).
+
+    :param first: What the CLI took as MODEL.
+    :param args: The other arguments.
+    :return: MODEL, and the arguments without it.
+    :raises ConfigError: If no argument can be MODEL.
+    """
+    if not first.startswith("-"):
+        return Path(first), list(args)
+    rest, skip = [first, *args], False
+    for i, arg in enumerate(rest):
+        if not skip and not arg.startswith("-") and "=" not in arg:
+            return Path(arg), rest[:i] + rest[i + 1 :]
+        skip = arg in VALUE_FLAGS and arg not in ("--info", "-i")
+    raise ConfigError("MODEL is missing: prune-rl prune MODEL [HYDRA ARGS...]")
+
+
+def flags_first(args: Sequence[str]) -> list[str]:
+    """
+    :param args: Hydra flags and overrides, in any order.
+    :return: The flags (with their values) first, then the overrides, as Hydra's parser needs them.
+    """
+    flags, overrides, skip = [], [], False
+    for arg in args:
+        if skip or arg.startswith("-"):
+            flags.append(arg)
+            skip = arg in VALUE_FLAGS and arg not in ("--info", "-i")
+        else:
+            overrides.append(arg)
+    return [*flags, *overrides]
+
+
 def prune_overrides(model: Path, vecnormalize: Path | None, args: Sequence[str]) -> list[str]:
     """
     The overrides ``prune-rl prune MODEL`` puts before the user's: the algorithm read from the file, the task its name
@@ -378,6 +413,26 @@ def prune_main(cfg: DictConfig) -> float:
     :return: The final mean evaluation return.
     """
     return _job(cfg, fine_tune=True)
+
+
+class SweepReport(Callback):
+    """
+    After a multirun, the sweep's report in ``<sweep dir>/report``: tables, plots, and TensorBoard logs that put each
+    task's dense and pruned runs on the same charts (``tensorboard --logdir <sweep dir>``). A sweep with a failed job
+    writes none (``prune-rl report`` then writes it over the runs that finished).
+    """
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: object) -> None:
+        """:param config: The sweep's config (``hydra.sweep.dir``)."""
+        from prune_rl.report import write_report
+
+        sweep = Path(config.hydra.sweep.dir)
+        try:
+            write_report([sweep], sweep / "report", tensorboard=sweep / "report" / "tensorboard")
+        except ValueError as exc:  # no run finished, or one does not read: the sweep's own errors say more
+            log.warning("no sweep report: %s", exc)
+            return
+        log.info("sweep report: %s (tensorboard --logdir %s)", sweep / "report", sweep)
 
 
 class JobFailed(Exception):

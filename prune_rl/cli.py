@@ -75,14 +75,15 @@ def prune(
       prune-rl prune sac_hopper.zip env=hopper --vecnormalize stats.pkl pruning=magnitude
       prune-rl prune -m agent.zip env=cartpole pruning=dsp,magnitude,none seed=0,1
     """
-    from prune_rl.app import check_overrides, fail, prune_main, prune_overrides
+    from prune_rl.app import check_overrides, fail, flags_first, model_first, prune_main, prune_overrides
     from prune_rl.config import ConfigError
 
     try:
-        overrides = prune_overrides(model, vecnormalize, ctx.args)
+        model, rest = model_first(str(model), ctx.args)
+        overrides = prune_overrides(model, vecnormalize, rest)
     except ConfigError as exc:
         fail(str(exc))
-    args = [*overrides, *ctx.args]
+    args = flags_first([*overrides, *rest])
     problem = check_overrides(args, name="prune")
     if problem is not None:
         fail(problem)
@@ -164,19 +165,26 @@ def export(
 def report(
     paths: Annotated[list[Path], typer.Argument(help="Run directories, or folders holding them (a multirun, outputs/).")],
     out: Annotated[Path | None, typer.Option(help="Report folder (default: PATH/report for one PATH, else report).")] = None,
+    tensorboard: Annotated[
+        Path | None,
+        typer.Option(help="Also write TensorBoard logs here: each task's dense and pruned runs on the same charts."),
+    ] = None,
 ) -> None:
-    """Tables (markdown, CSV) and plots (return, neurons kept, frontier) over any set of runs."""
+    """Tables (markdown, CSV) and plots (return, neurons kept, frontier) over any set of runs; with --tensorboard, the
+    same in TensorBoard (Custom Scalars: pruned against dense per task; Text: the table; Images: the plots)."""
     from prune_rl.app import fail
     from prune_rl.report import FILES, write_report
 
     folder = out or (paths[0] / "report" if len(paths) == 1 else Path("report"))
     try:
-        table = write_report(paths, folder)
+        table = write_report(paths, folder, tensorboard=tensorboard)
     except ValueError as exc:
         fail(str(exc))
     typer.echo(
         f"{len(table)} rows over {sum(len(r['seeds'].split(',')) for r in table)} runs: {folder}/{{{', '.join(FILES)}}}"
     )
+    if tensorboard is not None:
+        typer.echo(f"TensorBoard: tensorboard --logdir {tensorboard} (Custom Scalars, Text and Images tabs)")
 
 
 @app.command()
