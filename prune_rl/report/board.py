@@ -4,8 +4,8 @@ Each run's own event files hold its training as SB3 logged it, one run at a time
 under one folder, what a person compares:
 
 - per run, ``<folder>/<env>__<algo>/<label>__seed<k>/``: the scalars ``compare/<env>/<algo>/<name>`` over the run's
-  timesteps, for ``return`` (the periodic evaluations, then the final one), ``neuron_sparsity`` and ``width`` of the
-  deployed network (a dense run: 0 and its configured width) and ``fps`` (SB3's ``time/fps``);
+  timesteps, for ``return`` (the periodic evaluations, then the final one), ``neuron_sparsity`` and ``width`` (alive
+  hidden neurons) of the deployed network (a dense run: 0 and its configured width) and ``fps`` (SB3's ``time/fps``);
 - at ``<folder>/report/``: a Custom Scalars layout (TensorBoard's ``custom_scalar`` plugin) with a category per task
   whose charts draw those four tags of every run of the task, dense and pruned together; the report's table as text
   (``report/table``); its plots as images (``report/<plot>``).
@@ -29,7 +29,7 @@ from prune_rl.report.plots import label
 
 SCALARS = ("return", "neuron_sparsity", "width", "fps")
 TITLES = {"return": "mean return (evaluation)", "neuron_sparsity": "neuron sparsity (deployed network)",
-          "width": "hidden neurons (deployed network)", "fps": "training steps per second"}  # fmt: skip
+          "width": "alive hidden neurons (deployed network)", "fps": "training steps per second"}  # fmt: skip
 REPORT_RUN = "report"  # the folder holding the layout, the table and the plots
 
 Series = dict[str, tuple[np.ndarray, np.ndarray]]
@@ -75,10 +75,11 @@ def run_series(record: RunRecord) -> Series:
         out["fps"] = fps
     deployed = next((name for name, s in (results.get("sparsity") or {}).items() if s.get("role") == "policy"), None)
     if deployed is not None:
-        for name, key in (("neuron_sparsity", f"prune/neuron_sparsity/{deployed}"), ("width", f"prune/width/{deployed}")):
-            series = _column(rows, key)
-            if len(series[0]):
-                out[name] = series
+        sparsity = _column(rows, f"prune/neuron_sparsity/{deployed}")
+        if len(sparsity[0]):
+            out["neuron_sparsity"] = sparsity
+        if len(record.neurons[0]):
+            out["width"] = record.neurons
     else:  # dense: nothing pruned, at the width it was built with
         widths = results.get("widths") or {}
         grid = np.unique(np.concatenate([out["return"][0], fps[0]]))
