@@ -28,7 +28,7 @@ def _run(root: Path, method: str, seed: int, returns: list[float]) -> Path:
     rows = ["100,50" + (",0.5,4,4" if pruned else ""), "200,60" + (",0.75,2,2" if pruned else "")]
     (path / "progress.csv").write_text("\n".join([header, *rows]) + "\n")
     sparsity = {"pi": {"role": "policy", "neuron_sparsity": 0.75, "weight_sparsity": 0.9, "compact_weights": 20,
-                       "alive_per_layer": {"pi.0": 2, "pi.1": 2}}}  # fmt: skip
+                       "alive_neurons": 4, "alive_per_layer": {"pi.0": 2, "pi.1": 2}}}  # fmt: skip
     results = {"env_id": "CartPole-v1", "algo": "ppo", "pruning": method, "seed": seed, "n_timesteps": 300,
                "timesteps": 300, "eval": {"mean_return": returns[-1]}, "sparsity": sparsity if pruned else None,
                "widths": {"pi": [8, 8], "vf": [8, 8]}}  # fmt: skip
@@ -53,8 +53,8 @@ def test_report_puts_each_tasks_dense_and_pruned_runs_on_the_same_charts(tmp_pat
     tag = f"compare/{TASK}/"
     assert _scalars(dense, tag + "return") == [(100, 100.0), (200, 300.0), (300, 500.0)]  # evaluations, then the final one
     assert _scalars(pruned, tag + "return")[-1] == (300, 480.0)
-    assert _scalars(pruned, tag + "neuron_sparsity") == [(100, 0.5), (200, 0.75)]
-    assert _scalars(pruned, tag + "width") == [(100, 8.0), (200, 4.0)]
+    assert _scalars(pruned, tag + "neuron_sparsity") == [(100, 0.5), (200, 0.75), (300, 0.75)]  # events, then the end
+    assert _scalars(pruned, tag + "width") == [(100, 8.0), (200, 4.0), (300, 4.0)]
     assert [v for _, v in _scalars(dense, tag + "width")] == [16.0, 16.0, 16.0]  # its configured pi: [8, 8]
     assert _scalars(dense, tag + "fps") == [(100, 50.0), (200, 60.0)]
     assert {v for _, v in _scalars(dense, tag + "neuron_sparsity")} == {0.0}
@@ -75,7 +75,7 @@ def test_report_puts_each_tasks_dense_and_pruned_runs_on_the_same_charts(tmp_pat
     assert report.Images("report/returns")[0].width > 100
 
     again = runner.invoke(app, ["report", str(tmp_path / "runs"), "--tensorboard", str(tmp_path / "tb")])
-    assert again.exit_code == 0 and len(_scalars(pruned, tag + "width")) == 2  # written again, not twice
+    assert again.exit_code == 0 and len(_scalars(pruned, tag + "width")) == 3  # written again, not twice
 
 
 def test_a_sweep_writes_its_report_and_tensorboard_into_its_own_directory(tmp_path: Path) -> None:

@@ -74,12 +74,12 @@ def run_series(record: RunRecord) -> Series:
     if len(fps[0]):
         out["fps"] = fps
     deployed = next((name for name, s in (results.get("sparsity") or {}).items() if s.get("role") == "policy"), None)
-    if deployed is not None:
-        sparsity = _column(rows, f"prune/neuron_sparsity/{deployed}")
-        if len(sparsity[0]):
-            out["neuron_sparsity"] = sparsity
-        if len(record.neurons[0]):
-            out["width"] = record.neurons
+    if deployed is not None:  # logged at pruning events; the run's final figures close the lines
+        stats = results["sparsity"][deployed]
+        steps, values = _column(rows, f"prune/neuron_sparsity/{deployed}")
+        out["neuron_sparsity"] = (np.append(steps, final), np.append(values, float(stats["neuron_sparsity"])))
+        steps, values = record.neurons
+        out["width"] = (np.append(steps, final), np.append(values, float(stats["alive_neurons"])))
     else:  # dense: nothing pruned, at the width it was built with
         widths = results.get("widths") or {}
         grid = np.unique(np.concatenate([out["return"][0], fps[0]]))
