@@ -169,6 +169,8 @@ def read_agent(model: str | Path, vecnormalize: str | Path | None = None) -> Age
         path = path / MODEL_FILE
     elif not path.is_file():
         raise ConfigError(f"{path} does not exist")
+    elif (path.parent / "config.yaml").is_file():  # a run directory's model.zip
+        env_id = _run_env_id(path.parent)
     data = _data(path)
     algo = identify_algo(data["policy_class"], data, str(path))
     if env_id is None:  # the zoo: logs/<algo>/<env>_<n>/<env>.zip (or best_model.zip there)

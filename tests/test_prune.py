@@ -155,6 +155,7 @@ def test_a_prune_rl_run_directory_is_a_model_too(agents: dict[str, Path], tmp_pa
     code, out = _prune(tmp_path / "first", "pruning=magnitude", *QUICK, f"hydra.run.dir={tmp_path / 'second'}")
     assert code == 0, out
     assert "a ppo agent, fine-tuned on CartPole-v1" in (tmp_path / "second" / "train.log").read_text()  # its config's task
+    assert read_agent(tmp_path / "first" / "model.zip").env_id == "CartPole-v1"  # its model.zip, named as the run
 
 
 @pytest.mark.parametrize(("algo", "env", "found"), [("ppo", "CartPole-v1", False), ("ppo", "Acrobot-v1", True)])
@@ -232,8 +233,12 @@ def test_a_cnn_policy_is_refused_naming_what_can_be_pruned() -> None:
 
 
 @pytest.mark.slow
-def test_a_cartpole_agent_at_500_keeps_its_return_when_pruned(tmp_path: Path) -> None:
-    """PPO trained to 500 with the zoo's CartPole hyperparameters, pruned to 95% of its policy's neurons (dsp)."""
+@pytest.mark.parametrize("method", ["l1_structured", "magnitude"])
+def test_a_cartpole_agent_at_500_keeps_its_return_when_pruned(method: str, tmp_path: Path) -> None:
+    """
+    PPO trained to 500 with the zoo's CartPole hyperparameters, pruned with the command's defaults (95% of the
+    policy's neurons or weights, 10k steps). dsp at these defaults does not hold it (results/bench_prune.md).
+    """
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.utils import LinearSchedule
@@ -245,8 +250,8 @@ def test_a_cartpole_agent_at_500_keeps_its_return_when_pruned(tmp_path: Path) ->
     dense, _ = evaluate_policy(model, make_vec_env("CartPole-v1", seed=123), n_eval_episodes=10)
     assert dense >= 475
     model.save(tmp_path / "CartPole-v1.zip")
-    code, out = _prune(tmp_path / "CartPole-v1.zip", "progress_bar=false", f"hydra.run.dir={tmp_path / 'run'}")
+    code, out = _prune(tmp_path / "CartPole-v1.zip", f"pruning={method}", f"hydra.run.dir={tmp_path / 'run'}")
     assert code == 0, out
     results = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert results["sparsity"]["pi"]["neuron_sparsity"] >= 0.9
+    assert results["sparsity"]["pi"]["weight_sparsity"] >= 0.9
     assert results["eval"]["mean_return"] >= 0.95 * dense
