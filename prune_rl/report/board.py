@@ -168,7 +168,7 @@ def write_tensorboard(records: Sequence[RunRecord], folder: str | Path, table: s
     report.mkdir(parents=True, exist_ok=True)
     _clear(report)
     with SummaryWriter(str(report)) as writer:
-        writer._get_file_writer().add_summary(layout_summary({task_name(r) for r in records}))
+        writer._get_file_writer().add_summary(layout_summary(sorted({task_name(r) for r in records})))
         writer.add_text("report/table", table)
         for image in images:
             pixels = matplotlib.image.imread(str(image))[:, :, :3]  # (height, width, RGB), floats in [0, 1]
