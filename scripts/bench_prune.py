@@ -14,8 +14,8 @@ and weight sparsity, the environment steps and the wall time of ``learn()`` (``r
 fine-tuning's, or a whole training run's). ``scratch`` cannot start from a trained network and is not a method here.
 Overrides after the options apply to every run, except that ``algo.*`` keys are not passed to ``prune`` (a trained
 agent keeps its hyperparameters), ``n_timesteps=N`` becomes ``--finetune`` of N there, and ``pruning.*`` keys are
-not passed to runs without pruning. Writes ``--table`` (first line: the command) and ``<root>/bench_prune.csv``; runs go
-to ``<root>/runs/<task>__<variant>`` (a run with a ``results.json`` is kept; delete it to run it again).
+not passed to runs without pruning. Writes ``--table`` (first line: the command) and the same rows beside it as CSV;
+runs go to ``<root>/runs/<task>__<variant>`` (a run with a ``results.json`` is kept; delete it to run it again).
 
     python scripts/bench_prune.py --root outputs/bench_prune --table results/bench_prune.md
     python scripts/bench_prune.py --tasks cartpole_ppo --variants dense after --root outputs/bench_prune_cartpole
@@ -40,7 +40,8 @@ TASKS: dict[str, list[str]] = {
     "hopper_ppo": ["env=hopper", "algo=ppo"],
     "hopper_sac": ["env=hopper", "algo=sac"],
 }
-METHODS = ("dsp", "l1_structured", "random_structured", "magnitude", "global_magnitude", "purl", "none")
+METHODS = ("dsp", "dsp_masks_early", "dsp_masks_distill", "l1_structured", "random_structured", "magnitude",
+           "global_magnitude", "purl", "none")  # fmt: skip
 COLUMNS = ("task", "method", "dense_return", "after_return", "after_ratio", "after_neuron_sparsity",
            "after_weight_sparsity", "after_steps", "after_wall_s", "during_return", "during_ratio",
            "during_neuron_sparsity", "during_weight_sparsity", "during_steps", "during_wall_s")  # fmt: skip
@@ -90,7 +91,7 @@ def _side(results: dict[str, Any] | None, dense: float) -> dict[str, str]:
 
 
 def write_table(root: Path, table: Path, command: str) -> list[dict[str, str]]:
-    """Write ``table`` (markdown, first line the command) and ``<root>/bench_prune.csv`` from the finished runs."""
+    """Write ``table`` (markdown, first line the command) and the same rows beside it as CSV, from the finished runs."""
 
     def read(task: str, variant: str) -> dict[str, Any] | None:
         path = root / "runs" / f"{task}__{variant}" / "results.json"
@@ -110,13 +111,13 @@ def write_table(root: Path, table: Path, command: str) -> list[dict[str, str]]:
             row.update({f"after_{k}": v for k, v in _side(after, reference).items()})
             row.update({f"during_{k}": v for k, v in _side(during, reference).items()})
             rows.append(row)
-    with open(root / "bench_prune.csv", "w", newline="") as f:
+    table.parent.mkdir(parents=True, exist_ok=True)
+    with open(table.with_suffix(".csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
     lines = [f"<!-- written by: {command} -->", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(r[c] for c in COLUMNS) + " |" for r in rows]
-    table.parent.mkdir(parents=True, exist_ok=True)
     table.write_text("\n".join(lines) + "\n")
     return rows
 

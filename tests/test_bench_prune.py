@@ -13,7 +13,7 @@ def test_the_benchmark_prunes_a_trained_agent_and_compares_pruning_while_trainin
     argv = ["--tasks", "cartpole_ppo", "--methods", "l1_structured", "none", "--finetune", "0.2", "--root", str(tmp_path),
             "--table", str(table), *small]  # fmt: skip
     bench.main(argv)
-    rows = {r["method"]: r for r in csv.DictReader(open(tmp_path / "bench_prune.csv"))}
+    rows = {r["method"]: r for r in csv.DictReader(open(tmp_path / "bench.csv"))}
     assert list(rows) == ["l1_structured", "none"]
     pruned, control = rows["l1_structured"], rows["none"]
     assert pruned["after_steps"] == control["after_steps"] == "256"  # 0.2 of 1280
