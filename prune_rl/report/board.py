@@ -3,7 +3,8 @@
 Each run's own event files hold its training as SB3 logged it, one run at a time. :func:`write_tensorboard` writes,
 under one folder, what a person compares:
 
-- per run, ``<folder>/<env>__<algo>/<label>__seed<k>/``: the scalars ``compare/<env>/<algo>/<name>`` over the run's
+- per run, ``<folder>/<env>__<algo>/<label>__seed<k>/`` (``<label>__tuned__seed<k>`` for a trained agent pruned by
+  ``prune-rl prune``): the scalars ``compare/<env>/<algo>/<name>`` over the run's
   timesteps, for ``return`` (the periodic evaluations, then the final one), ``neuron_sparsity`` and ``width`` (alive
   hidden neurons) of the deployed network (a dense run: 0 and its configured width) and ``fps`` (SB3's ``time/fps``);
 - at ``<folder>/report/``: a Custom Scalars layout (TensorBoard's ``custom_scalar`` plugin) with a category per task
@@ -128,8 +129,10 @@ def layout_summary(tasks: Sequence[str]):  # type: ignore[no-untyped-def]
 
 
 def _run_folder(record: RunRecord) -> str:
+    """``dsp@0.95__seed0``; a run that fine-tuned a trained agent (``prune-rl prune``): ``dsp@0.95__tuned__seed0``."""
     method = "dense" if record.method == "none" else label(record)
-    return f"{method}__seed{record.seed}"
+    tuned = json.loads((record.path / "results.json").read_text()).get("init_model")
+    return f"{method}{'__tuned' if tuned else ''}__seed{record.seed}"
 
 
 def _clear(folder: Path) -> None:
