@@ -15,6 +15,7 @@ import inspect
 import json
 import logging
 import re
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,8 +79,6 @@ def _data(path: Path) -> dict[str, Any]:
         json.loads(text)
     except (zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError, OSError) as exc:
         raise ConfigError(f"{path} is not an SB3 model ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SB3 warns per attribute it cannot unpickle; the policy class is checked below
         data = json_to_data(text)

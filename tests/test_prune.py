@@ -13,7 +13,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from sb3_contrib import TQC, RecurrentPPO
-from stable_baselines3 import DQN, PPO, SAC
+from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 from stable_baselines3.common.policies import ActorCriticCnnPolicy
 from typer.testing import CliRunner
 
@@ -225,6 +225,14 @@ def test_bad_models_are_refused_in_one_line_and_leave_no_run_directory(agents: d
         code, out = _prune(Path(args[0]), *args[1:], *QUICK[1:], f"hydra.run.dir={run_dir}")
         _refused(code, out, message)
         assert not run_dir.exists(), args
+
+
+@pytest.mark.parametrize("cls", [PPO, A2C, DQN, SAC, TD3, TQC])
+def test_the_algorithm_is_read_from_the_file(cls: type, tmp_path: Path) -> None:
+    env = "CartPole-v1" if cls in (PPO, A2C, DQN) else "Pendulum-v1"
+    cls("MlpPolicy", env, policy_kwargs={"net_arch": [4]}).save(tmp_path / "agent.zip")  # PPO and A2C share a policy
+    agent = read_agent(tmp_path / "agent.zip")
+    assert agent.algo == cls.__name__.lower() and agent.env_id is None and agent.vecnormalize is None
 
 
 def test_a_cnn_policy_is_refused_naming_what_can_be_pruned() -> None:
