@@ -22,7 +22,7 @@ def _cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 def test_help_lists_commands() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("train", "evaluate", "board"):
+    for command in ("train", "prune", "evaluate", "report", "board"):
         assert command in result.output
 
 

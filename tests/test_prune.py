@@ -273,3 +273,9 @@ def test_a_cartpole_agent_at_500_keeps_its_return_when_pruned(
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["sparsity"]["pi"]["weight_sparsity"] >= 0.9
     assert results["eval"]["mean_return"] >= 0.95 * dense
+
+
+def test_prune_help_names_the_model_and_its_statistics() -> None:
+    result = runner.invoke(app, ["prune", "--help"])
+    assert result.exit_code == 0
+    assert "MODEL" in result.output and "--vecnormalize" in result.output and "scratch" in result.output
