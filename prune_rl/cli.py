@@ -55,7 +55,9 @@ def train(ctx: typer.Context) -> None:
 @app.command(context_settings=HYDRA_ARGS, options_metavar="[--vecnormalize PATH] [HYDRA OVERRIDES AND FLAGS]")
 def prune(
     ctx: typer.Context,
-    model: Annotated[Path, typer.Argument(help="A trained SB3 model (.zip from anywhere) or a prune-rl run directory.")],
+    model: Annotated[
+        Path, typer.Argument(metavar="MODEL", help="A trained SB3 model (.zip from anywhere) or a prune-rl run directory.")
+    ],
     vecnormalize: Annotated[
         Path | None,
         typer.Option(help="Its VecNormalize statistics (default: found beside it: vecnormalize.pkl, <env>/vecnormalize.pkl)."),
@@ -66,11 +68,12 @@ def prune(
 
     The algorithm is read from the file, the task from its name or folder (the zoo's <env>.zip) unless env= is given;
     its networks, activation and normalisation are kept. n_timesteps (the fine-tuning budget) defaults to
-    init.budget (0.1) of the task's training budget. Every method prunes a trained agent except scratch.
+    init.budget (0.1) of the task's training budget; pruning defaults to dsp_masks_early (dsp's masks, no lasso).
+    Every method prunes a trained agent except scratch.
 
     \b
     Examples:
-      prune-rl prune logs/ppo/CartPole-v1_1/CartPole-v1.zip                  dsp, 95% of the policy's neurons
+      prune-rl prune logs/ppo/CartPole-v1_1/CartPole-v1.zip                  95% of the policy's neurons
       prune-rl prune agent.zip env=lunarlander pruning=l1_structured n_timesteps=50000
       prune-rl prune sac_hopper.zip env=hopper --vecnormalize stats.pkl pruning=magnitude
       prune-rl prune -m agent.zip env=cartpole pruning=dsp,magnitude,none seed=0,1
