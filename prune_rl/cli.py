@@ -52,6 +52,52 @@ def train(ctx: typer.Context) -> None:
         sys.argv = argv
 
 
+@app.command(context_settings=HYDRA_ARGS, options_metavar="[--vecnormalize PATH] [HYDRA OVERRIDES AND FLAGS]")
+def prune(
+    ctx: typer.Context,
+    model: Annotated[
+        Path, typer.Argument(metavar="MODEL", help="A trained SB3 model (.zip from anywhere) or a prune-rl run directory.")
+    ],
+    vecnormalize: Annotated[
+        Path | None,
+        typer.Option(help="Its VecNormalize statistics (default: found beside it: vecnormalize.pkl, <env>/vecnormalize.pkl)."),
+    ] = None,
+) -> None:
+    """
+    Prune a trained agent: fine-tune it while pruning, into a run directory like train's.
+
+    The algorithm is read from the file, the task from its name or folder (the zoo's <env>.zip) unless env= is given;
+    its networks, activation and normalisation are kept. n_timesteps (the fine-tuning budget) defaults to
+    init.budget (0.1) of the task's training budget; pruning defaults to dsp_masks_early (dsp's masks, no lasso).
+    Every method prunes a trained agent except scratch.
+
+    \b
+    Examples:
+      prune-rl prune logs/ppo/CartPole-v1_1/CartPole-v1.zip                  95% of the policy's neurons
+      prune-rl prune agent.zip env=lunarlander pruning=l1_structured n_timesteps=50000
+      prune-rl prune sac_hopper.zip env=hopper --vecnormalize stats.pkl pruning=magnitude
+      prune-rl prune -m agent.zip env=cartpole pruning=dsp,magnitude,none seed=0,1
+    """
+    from prune_rl.app import check_overrides, fail, flags_first, model_first, prune_main, prune_overrides
+    from prune_rl.config import ConfigError
+
+    try:
+        model, rest = model_first(str(model), ctx.args)
+        overrides = prune_overrides(model, vecnormalize, rest)
+    except ConfigError as exc:
+        fail(str(exc))
+    args = flags_first([*overrides, *rest])
+    problem = check_overrides(args, name="prune")
+    if problem is not None:
+        fail(problem)
+    argv = sys.argv
+    sys.argv = ["prune-rl prune", *args]
+    try:
+        prune_main()
+    finally:
+        sys.argv = argv
+
+
 @app.command()
 def resume(
     run_dir: Annotated[Path, typer.Argument(help="A run directory that stopped before its budget (it has a checkpoint).")],
@@ -141,19 +187,26 @@ def export(
 def report(
     paths: Annotated[list[Path], typer.Argument(help="Run directories, or folders holding them (a multirun, outputs/).")],
     out: Annotated[Path | None, typer.Option(help="Report folder (default: PATH/report for one PATH, else report).")] = None,
+    tensorboard: Annotated[
+        Path | None,
+        typer.Option(help="Also write TensorBoard logs here: each task's dense and pruned runs on the same charts."),
+    ] = None,
 ) -> None:
-    """Tables (markdown, CSV) and plots (return, neurons kept, frontier) over any set of runs."""
+    """Tables (markdown, CSV) and plots (return, neurons kept, frontier) over any set of runs; with --tensorboard, the
+    same in TensorBoard (Custom Scalars: pruned against dense per task; Text: the table; Images: the plots)."""
     from prune_rl.app import fail
     from prune_rl.report import FILES, write_report
 
     folder = out or (paths[0] / "report" if len(paths) == 1 else Path("report"))
     try:
-        table = write_report(paths, folder)
+        table = write_report(paths, folder, tensorboard=tensorboard)
     except ValueError as exc:
         fail(str(exc))
     typer.echo(
         f"{len(table)} rows over {sum(len(r['seeds'].split(',')) for r in table)} runs: {folder}/{{{', '.join(FILES)}}}"
     )
+    if tensorboard is not None:
+        typer.echo(f"TensorBoard: tensorboard --logdir {tensorboard} (Custom Scalars, Text and Images tabs)")
 
 
 @app.command()

@@ -85,6 +85,26 @@ class CheckpointConfig:
 
 
 @dataclass
+class InitConfig:
+    """
+    A trained agent to start from (``prune-rl prune MODEL``) instead of a new one.
+
+    :param model: Its SB3 ``.zip`` (``None``: train a new agent).
+    :param vecnormalize: Its ``VecNormalize`` statistics (with ``env.normalize``).
+    :param budget: Unless ``n_timesteps`` is given, the fine-tuning budget is this fraction of the task's training
+        budget.
+    """
+
+    model: str | None = None
+    vecnormalize: str | None = None
+    budget: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.budget <= 1.0:
+            raise ValueError(f"init.budget must be a fraction of the training budget in (0, 1], got {self.budget}")
+
+
+@dataclass
 class TrainConfig:
     """
     One training run.
@@ -94,6 +114,7 @@ class TrainConfig:
     :param pruning: Pruning method.
     :param eval: Evaluation.
     :param checkpoint: Checkpoints (``prune-rl resume``).
+    :param init: A trained agent to start from (``prune-rl prune``).
     :param seed: Random seed.
     :param n_timesteps: Environment steps of training.
     :param device: Torch device for SB3 (``auto``, ``cpu``, ``cuda``).
@@ -109,6 +130,7 @@ class TrainConfig:
     pruning: PrunerConfig = field(default_factory=PrunerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    init: InitConfig = field(default_factory=InitConfig)
     seed: int = 0
     n_timesteps: int = 100_000
     device: str = "auto"
@@ -222,6 +244,7 @@ def train_config(data: dict[str, Any]) -> TrainConfig:
         "pruning": pruning_config(data.get("pruning", {})),
         "eval": _build(EvalConfig, data.get("eval", {}), "eval"),
         "checkpoint": _build(CheckpointConfig, data.get("checkpoint", {}), "checkpoint"),
+        "init": _build(InitConfig, data.get("init") or {}, "init"),
     }
     cfg = _build(TrainConfig, {**data, **sections}, "config")
     validate(cfg)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from sb3_contrib import TQC
 from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.noise import ActionNoise, NormalActionNoise, OrnsteinUhlenbeckActionNoise
@@ -20,7 +21,8 @@ from torch import nn
 
 from prune_rl.config import ConfigError
 
-ALGOS: dict[str, type[BaseAlgorithm]] = {"a2c": A2C, "dqn": DQN, "ppo": PPO, "sac": SAC, "td3": TD3}
+# sb3-contrib's TQC (the zoo's choice on MuJoCo) builds SAC's actor and MLP critics; its critics output quantiles.
+ALGOS: dict[str, type[BaseAlgorithm]] = {"a2c": A2C, "dqn": DQN, "ppo": PPO, "sac": SAC, "td3": TD3, "tqc": TQC}
 
 # Which action spaces each algorithm supports ("discrete" means gymnasium.spaces.Discrete).
 ACTION_SPACES: dict[str, tuple[str, ...]] = {
@@ -29,6 +31,7 @@ ACTION_SPACES: dict[str, tuple[str, ...]] = {
     "dqn": ("discrete",),
     "sac": ("continuous",),
     "td3": ("continuous",),
+    "tqc": ("continuous",),
 }
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -19,6 +20,7 @@ from stable_baselines3.common.logger import CSVOutputFormat, HParam, Logger, con
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalization
 
+from prune_rl.agent import load_agent, log_loaded
 from prune_rl.checkpoint import (
     CheckpointCallback,
     Interrupted,
@@ -168,6 +170,55 @@ def start_from_run(model: BaseAlgorithm, env: Any, cfg: TrainConfig, run_dir: st
         saved = VecNormalize.load(str(path), env.venv)
         env.obs_rms, env.ret_rms = saved.obs_rms, saved.ret_rms
     return int(cfg.pruning.begin * cfg.n_timesteps)
+
+
+def prune_after_warmup(cfg: TrainConfig, model: BaseAlgorithm) -> TrainConfig:
+    """
+    An off-policy agent loaded to fine-tune starts with an empty replay buffer: pruning begins once it has been
+    filled for ``learning_starts`` steps, so that the first event scores states the agent met.
+
+    :param cfg: The run's config.
+    :param model: The loaded model.
+    :return: The config, with ``pruning.begin`` moved to ``learning_starts`` if it was earlier.
+    :raises ConfigError: If filling the buffer takes up the budget up to ``pruning.end``.
+    """
+    if not isinstance(model, OffPolicyAlgorithm) or cfg.pruning.method == "none":
+        return cfg
+    warmup = model.learning_starts / cfg.n_timesteps
+    if warmup <= cfg.pruning.begin:
+        return cfg
+    if warmup >= cfg.pruning.end:
+        raise ConfigError(
+            f"n_timesteps={cfg.n_timesteps} leaves no room to prune after filling the replay buffer "
+            f"(learning_starts={model.learning_starts} reaches pruning.end={cfg.pruning.end}): raise n_timesteps"
+        )
+    log.info("pruning begins at %.3f of the budget, once the replay buffer holds learning_starts steps", warmup)
+    return dataclasses.replace(cfg, pruning=dataclasses.replace(cfg.pruning, begin=warmup))
+
+
+def _widths(model: BaseAlgorithm) -> dict[str, list[int]] | None:
+    """:return: A dense model's hidden widths per network (reports draw them beside the pruned runs')."""
+    try:
+        return {net.name: [layer.n_neurons for layer in net.layers] for net in prunable_nets(model)}
+    except ValueError:  # a policy without neuron groups (gSDE)
+        return None
+
+
+def check_fine_tuning(pruner: Pruner, model: BaseAlgorithm) -> None:
+    """
+    :param pruner: The pruning method.
+    :param model: A trained agent loaded to fine-tune.
+    :raises ConfigError: If the method cannot prune it as asked, or builds its own networks (``scratch``).
+    """
+    try:
+        pruner.check(prunable_nets(model))
+        widths = pruner.architecture(prunable_nets(model))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if widths is not None or pruner.start_from() is not None:
+        raise ConfigError(
+            f"pruning={pruner.cfg.name} builds or loads its own networks, so it cannot start from a trained agent"
+        )
 
 
 class TimedEvalCallback(EvalCallback):
@@ -324,6 +375,29 @@ def _resume_model(cfg: TrainConfig, env: Any, folder: Path) -> tuple[BaseAlgorit
     return model, env
 
 
+def _start(cfg: TrainConfig, env: Any, folder: Path | None) -> tuple[BaseAlgorithm, Any, TrainConfig, Pruner | None]:
+    """
+    The model to train: a checkpoint's (``folder``), a trained agent's (``init.model``) or a new one; and the pruner.
+
+    :return: The model, the environment (a loaded one's own), the config (:func:`prune_after_warmup`), the pruner.
+    """
+    model: BaseAlgorithm | None = None
+    if folder is not None:
+        model, env = _resume_model(cfg, env, folder)
+    elif cfg.init.model is not None:
+        model, env = load_agent(cfg, env)
+    if model is not None and cfg.init.model is not None:
+        cfg = prune_after_warmup(cfg, model)
+    pruner = build_pruner(cfg)
+    if model is None:
+        model = build_pruned_model(cfg, env, pruner)
+    elif folder is None:
+        if pruner is not None:
+            check_fine_tuning(pruner, model)
+        log_loaded(cfg, model)
+    return model, env, cfg, pruner
+
+
 def _evaluator(cfg: TrainConfig, run_dir: Path, resumed_calls: int | None) -> TimedEvalCallback | None:
     """The periodic evaluations (``None`` if ``eval.freq`` is 0), continuing a resumed run's if it is one."""
     if cfg.eval.freq <= 0:
@@ -384,11 +458,7 @@ def run(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> dict:
 
     gamma = cfg.algo.kwargs.get("gamma", 0.99)
     env = make_env(cfg.env, seed=cfg.seed, gamma=gamma)
-    pruner = build_pruner(cfg)
-    if folder is not None:
-        model, env = _resume_model(cfg, env, folder)
-    else:
-        model = build_pruned_model(cfg, env, pruner)
+    model, env, cfg, pruner = _start(cfg, env, folder)
     progress_bar = _show_progress_bar(cfg.progress_bar)
     model.set_logger(_logger(run_dir, progress_bar, model.num_timesteps if folder is not None else None))
 
@@ -408,7 +478,8 @@ def run(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> dict:
         done = int(saved["start_timesteps"])
         log.info("resuming %s in %s at %d of %d timesteps", cfg.run_name, run_dir, model.num_timesteps, cfg.n_timesteps)
     else:
-        log.info("training %s in %s", cfg.run_name, run_dir)
+        tuned = f"fine-tuning {cfg.init.model}'s agent for {cfg.n_timesteps} timesteps: " if cfg.init.model else "training "
+        log.info("%s%s in %s", tuned, cfg.run_name, run_dir)
         if cfg.config_files:
             log.info("config files: %s", ", ".join(cfg.config_files))
         done = start_from_run(model, env, cfg, source) if source else 0
@@ -465,6 +536,7 @@ def run(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> dict:
         "n_timesteps": cfg.n_timesteps,
         "timesteps": int(model.num_timesteps),
         "start_from": source,  # a run whose trained agent stood for the first start_timesteps (from_run)
+        "init_model": cfg.init.model,  # a trained agent this run fine-tuned (prune-rl prune)
         "start_timesteps": done,
         "wall_seconds": wall,  # all of learn(), periodic evaluations included
         "eval_seconds": eval_seconds,  # of which periodic evaluations
@@ -475,7 +547,7 @@ def run(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> dict:
         "resumed": resume,
         "eval": final,
         # of training: pruning events, the method's own figures, sparsity per network (dense: none)
-        **(pruning.results() if pruning is not None else DENSE_RESULTS),
+        **(pruning.results() if pruning is not None else {**DENSE_RESULTS, "widths": _widths(model)}),
         **provenance(model),
     }
     with atomic(run_dir / RESULTS_FILE) as tmp:

@@ -26,7 +26,7 @@ def _cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 def test_help_lists_commands() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("train", "evaluate", "board"):
+    for command in ("train", "prune", "evaluate", "report", "board"):
         assert command in result.output
 
 
@@ -58,8 +58,8 @@ def test_multirun_writes_one_directory_per_job(tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", "-m", "seed=0,1", *fast("ppo", "cartpole"), f"hydra.sweep.dir={tmp_path}"])
     assert result.exit_code == 0, result.output
     dirs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    assert dirs == ["0_cartpole__ppo__dsp__seed0", "1_cartpole__ppo__dsp__seed1"]
-    assert all((tmp_path / d / "results.json").is_file() for d in dirs)
+    assert dirs == ["0_cartpole__ppo__dsp__seed0", "1_cartpole__ppo__dsp__seed1", "report"]  # the sweep's report
+    assert all((tmp_path / d / "results.json").is_file() for d in dirs[:2])
 
 
 def test_subprocess_train_then_evaluate(tmp_path: Path) -> None:

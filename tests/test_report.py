@@ -106,3 +106,17 @@ def test_report_refuses_a_folder_without_runs_in_one_line(tmp_path: Path) -> Non
     assert result.exit_code == 2 and f"no run directory (with results.json and config.yaml) under {tmp_path}" in result.output
     result = runner.invoke(app, ["report", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_runs_of_one_method_at_two_budgets_are_drawn_apart(tmp_path: Path) -> None:
+    """A fine-tuning by `prune-rl prune` beside the same method's training run is not averaged with it as a seed."""
+    from prune_rl.report.collect import RunRecord
+
+    def record(n_timesteps: int, method: str) -> RunRecord:
+        steps = np.array([n_timesteps / 2, n_timesteps])
+        return RunRecord(path=tmp_path, env="CartPole-v1", algo="ppo", method=method, target=None, seed=0,
+                         n_timesteps=n_timesteps, final_return=1.0, curve=(steps, np.array([1.0, 2.0])))  # fmt: skip
+
+    series = over_training([record(100, "none"), record(1000, "none")], "curve")[("CartPole-v1", "ppo")]
+    assert set(series) == {"none (1000 steps)", "none (100 steps)"}
+    assert over_training([record(100, "none")], "curve")[("CartPole-v1", "ppo")].keys() == {"none"}

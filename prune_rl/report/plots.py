@@ -37,8 +37,9 @@ def over_training(records: list[RunRecord], attr: str) -> Series:
     """
     Curves averaged over seeds: per panel and method, ``(timesteps, mean, std)``.
 
-    Runs are grouped by :func:`label` (method and target sparsity); seeds are aligned on the first run's timesteps
-    (linear interpolation where they differ).
+    Runs are grouped by :func:`label` (method and target sparsity), and by budget when a panel holds several (a
+    fine-tuning by ``prune-rl prune`` beside training runs); seeds are aligned on the first run's timesteps (linear
+    interpolation where they differ).
 
     :param records: Runs.
     :param attr: ``curve`` (return) or ``neurons`` (alive neurons of the deployed network).
@@ -47,10 +48,12 @@ def over_training(records: list[RunRecord], attr: str) -> Series:
     out: Series = {}
     for panel, runs in _panels(records).items():
         methods: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        budgets = len({run.n_timesteps for run in runs}) > 1  # e.g. a fine-tuning beside training runs
         for run in runs:
             x, y = getattr(run, attr)
             if len(x):
-                methods.setdefault(label(run), []).append((x, y))
+                name = f"{label(run)} ({run.n_timesteps} steps)" if budgets else label(run)
+                methods.setdefault(name, []).append((x, y))
         for method, curves in methods.items():
             grid = curves[0][0]
             ys = np.stack([np.interp(grid, x, y) for x, y in curves])
@@ -105,9 +108,10 @@ def plot_over_training(series: Series, path: Path, ylabel: str) -> None:
     """Draw :func:`over_training`'s curves, a panel per (env, algo), and write ``path``."""
     plt, fig, axes = _figure(max(len(series), 1))
     for ax, (panel, methods) in zip(axes, sorted(series.items()), strict=False):
-        for method, (x, mean, std) in sorted(methods.items(), key=lambda kv: (kv[0] != "none", kv[0])):
-            style = {"color": "black", "linestyle": "--"} if method == "none" else {}
-            ax.plot(x, mean, label="dense" if method == "none" else method, **style)
+        for method, (x, mean, std) in sorted(methods.items(), key=lambda kv: (not kv[0].startswith("none"), kv[0])):
+            dense = method.split(" (")[0] == "none"  # "none", or "none (100000 steps)" beside other budgets
+            style = {"color": "black", "linestyle": "--"} if dense else {}
+            ax.plot(x, mean, label=method.replace("none", "dense", 1) if dense else method, **style)
             ax.fill_between(x, mean - std, mean + std, alpha=0.2, color=style.get("color"))
         ax.set(title=f"{panel[0]} ({panel[1]})", xlabel="timesteps", ylabel=ylabel)
         ax.legend(fontsize="small")

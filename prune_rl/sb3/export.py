@@ -8,8 +8,8 @@ critics are padded to the widest of them, per layer, with removed (all-zero) neu
 :class:`DeployedPolicy` is what ``model.predict(obs, deterministic=True)`` computes, as one torch module: the
 VecNormalize observation normalisation (``clip((obs - mean) / sqrt(var + eps), -clip_obs, clip_obs)``), the deployed
 network and SB3's action post-processing: the argmax of logits (PPO/A2C) or Q-values (DQN), clipping to the action
-bounds (PPO/A2C on a Box), tanh squashing and rescaling to the bounds (SAC, TD3). :func:`export_onnx` writes it to
-ONNX, raw observations in, actions out; :func:`quantize_onnx` writes that graph again with 8-bit weights.
+bounds (PPO/A2C on a Box), tanh squashing and rescaling to the bounds (SAC, TQC, TD3). :func:`export_onnx` writes it
+to ONNX, raw observations in, actions out; :func:`quantize_onnx` writes that graph again with 8-bit weights.
 :meth:`DeployedPolicy.layers` lists the deployed network as plain modules, for writers of other formats
 (:mod:`prune_rl.sb3.c_export`).
 """
@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
+from sb3_contrib.tqc.policies import TQCPolicy
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import FlattenExtractor
@@ -177,7 +178,7 @@ class DeployedPolicy(nn.Module):
             return torch.maximum(torch.minimum(out, self.high), self.low)
         if isinstance(policy, DQNPolicy):
             return policy.q_net(obs).argmax(dim=-1)
-        if isinstance(policy, SACPolicy):
+        if isinstance(policy, SACPolicy | TQCPolicy):
             mean, _, _ = policy.actor.get_action_dist_params(obs)
             return self._unscale(torch.tanh(mean))
         if isinstance(policy, TD3Policy):

@@ -7,7 +7,7 @@ algo      deployed network (role ``policy``)           value networks (role ``va
 ========  ===========================================  ===============================
 PPO/A2C   ``mlp_extractor.policy_net`` + ``action_net``  ``mlp_extractor.value_net`` + ``value_net``
 DQN       ``q_net.q_net`` (target: ``q_net_target``)     --
-SAC       ``actor.latent_pi`` + ``mu``, ``log_std``      ``critic.qf*`` (targets: ``critic_target``)
+SAC, TQC  ``actor.latent_pi`` + ``mu``, ``log_std``      ``critic.qf*`` (targets: ``critic_target``)
 TD3       ``actor.mu`` (target: ``actor_target``)        ``critic.qf*`` (targets: ``critic_target``)
 ========  ===========================================  ===============================
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 from gymnasium import spaces
+from sb3_contrib.tqc.policies import TQCPolicy
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.dqn.policies import DQNPolicy
@@ -33,7 +34,7 @@ def _net(
     return PrunableNet(name=name, role=role, layers=layers, linears=linears, discrete=discrete)
 
 
-def _critics(policy: SACPolicy | TD3Policy) -> list[PrunableNet]:
+def _critics(policy: SACPolicy | TD3Policy | TQCPolicy) -> list[PrunableNet]:
     nets = []
     for i, (qf, qf_target) in enumerate(zip(policy.critic.q_networks, policy.critic_target.q_networks, strict=True)):
         online = _net(f"qf{i}", "value", qf)
@@ -46,7 +47,7 @@ def prunable_nets(model: BaseAlgorithm) -> list[PrunableNet]:
     """
     Find the prunable networks of an SB3 model, with target networks linked as mirrors.
 
-    :param model: A PPO, A2C, DQN, SAC or TD3 model with an MLP policy.
+    :param model: A PPO, A2C, DQN, SAC, TD3 or TQC model with an MLP policy.
     :return: The networks, deployed network first.
     """
     policy = model.policy
@@ -60,9 +61,9 @@ def prunable_nets(model: BaseAlgorithm) -> list[PrunableNet]:
         q = _net("q", "policy", policy.q_net.q_net, discrete=True)
         link_mirrors(q, _net("q_target", "policy", policy.q_net_target.q_net, discrete=True))
         return [q]
-    if isinstance(policy, SACPolicy):
+    if isinstance(policy, SACPolicy | TQCPolicy):
         if policy.actor.use_sde:
-            raise ValueError("neuron pruning does not support SAC with gSDE (use_sde=True)")
+            raise ValueError(f"neuron pruning does not support {type(model).__name__} with gSDE (use_sde=True)")
         actor = _net("actor", "policy", policy.actor.latent_pi, [policy.actor.mu, policy.actor.log_std])  # type: ignore[list-item]
         return [actor, *_critics(policy)]
     if isinstance(policy, TD3Policy):
@@ -103,14 +104,14 @@ def net_arch(model: BaseAlgorithm, widths: dict[str, list[int]]) -> list[int] | 
 
     :param model: A model of the algorithm (its policy tells how ``net_arch`` is read).
     :param widths: ``{net name: [width per hidden layer]}`` for the names :func:`prunable_nets` gives.
-    :return: ``{pi, vf}`` (PPO, A2C), a list (DQN) or ``{pi, qf}`` (SAC, TD3; every critic takes ``qf0``'s).
+    :return: ``{pi, vf}`` (PPO, A2C), a list (DQN) or ``{pi, qf}`` (SAC, TD3, TQC; every critic takes ``qf0``'s).
     """
     policy = model.policy
     if isinstance(policy, ActorCriticPolicy):
         return {"pi": widths["pi"], "vf": widths["vf"]}
     if isinstance(policy, DQNPolicy):
         return widths["q"]
-    if isinstance(policy, SACPolicy | TD3Policy):
+    if isinstance(policy, SACPolicy | TD3Policy | TQCPolicy):
         return {"pi": widths["actor"], "qf": widths["qf0"]}
     raise ValueError(f"no net_arch known for policy {type(policy).__name__}")
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 from gymnasium import spaces
+from sb3_contrib.tqc.policies import TQCPolicy
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
@@ -189,6 +190,9 @@ class Probe:
         if isinstance(policy, SACPolicy):
             mean, log_std, _ = policy.actor.get_action_dist_params(obs)
             return [mean, log_std, *policy.critic(obs, actions)]
+        if isinstance(policy, TQCPolicy):  # its critics' quantiles come stacked: (batch, n_critics, n_quantiles)
+            mean, log_std, _ = policy.actor.get_action_dist_params(obs)
+            return [mean, log_std, *policy.critic(obs, actions).unbind(1)]
         if isinstance(policy, TD3Policy):
             return [policy.actor(obs), *policy.critic(obs, actions)]
         raise ValueError(f"no probe for policy {type(policy).__name__}")
