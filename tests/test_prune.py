@@ -61,13 +61,14 @@ def _prune(model: Path, *args: str) -> tuple[int, str]:
 
 
 def test_a_plain_sb3_ppo_agent_keeps_its_networks_and_hyperparameters(agents: dict[str, Path], tmp_path: Path) -> None:
-    code, out = _prune(agents["ppo"], *QUICK, f"hydra.run.dir={tmp_path}")
+    # masked, not shrunk: the saved model then holds the agent's own widths
+    code, out = _prune(agents["ppo"], *QUICK, "pruning.shrink=false", f"hydra.run.dir={tmp_path}")
     assert code == 0, out
     log = (tmp_path / "train.log").read_text()
     assert f"{agents['ppo']}: a ppo agent, fine-tuned on CartPole-v1" in log and "no VecNormalize statistics found" in log
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["init_model"] == str(agents["ppo"].resolve()) and results["timesteps"] >= 256
-    assert results["sparsity"]["pi"]["neuron_sparsity"] > 0.5 and results["pruning_events"] > 1
+    assert results["sparsity"]["pi"]["neuron_sparsity"] > 0.5 and results["pruning_events"] >= 1
     pruned = PPO.load(tmp_path / "model.zip", device="cpu")
     assert pruned.policy.net_arch == {"pi": [16, 8], "vf": [8]}
     assert pruned.policy.activation_fn is torch.nn.ReLU and pruned.policy.ortho_init is False
@@ -115,7 +116,9 @@ def test_every_method_that_can_start_from_a_trained_network_prunes_one(
 def test_off_policy_agents_fill_their_replay_buffer_before_pruning_begins(
     algo: str, method: str, agents: dict[str, Path], tmp_path: Path
 ) -> None:
-    code, out = _prune(agents[algo], f"pruning={method}", *QUICK, "n_timesteps=200", f"hydra.run.dir={tmp_path}")
+    code, out = _prune(
+        agents[algo], f"pruning={method}", *QUICK, "n_timesteps=200", "pruning.shrink=false", f"hydra.run.dir={tmp_path}"
+    )
     assert code == 0, out
     log = (tmp_path / "train.log").read_text()
     assert "the replay buffer starts empty: the loaded agent acts for learning_starts=32 steps" in log
