@@ -146,7 +146,8 @@ def test_sparsity_auto_stops_at_the_width_the_toy_task_needs() -> None:
     assert guard.counts()["rejected"] == 1
 
 
-def test_the_return_must_recover_before_the_next_cut() -> None:
+def _cut_after_ten_episodes_at_100() -> tuple[L1StructuredPruner, CutGuard]:
+    """A guarded pruner on the toy that has cut once, at 10% of training, after ten episodes returning 100."""
     mlp, net = _toy()
     pruner = L1StructuredPruner(
         PrunerConfig(name="l1_structured", sparsity=0.5, begin=0.0, end=0.5, interval=0.1, min_neurons=1)
@@ -157,6 +158,11 @@ def test_the_return_must_recover_before_the_next_cut() -> None:
         guard.observe(r)
     assert guard.ready(0.1)
     guard.cut(0.1, ToyProbe(mlp, _states()))  # type: ignore[arg-type]
+    return pruner, guard
+
+
+def test_the_return_must_recover_before_the_next_cut() -> None:
+    pruner, guard = _cut_after_ten_episodes_at_100()
     assert not guard.ready(0.2)  # no episode since the cut yet
     for r in [90.0] * 5:  # 10% below the level before the cut: more than the tolerance
         guard.observe(r)
@@ -169,15 +175,7 @@ def test_the_return_must_recover_before_the_next_cut() -> None:
 
 
 def test_a_wait_that_outlasts_the_schedule_stops_pruning() -> None:
-    mlp, net = _toy()
-    pruner = L1StructuredPruner(
-        PrunerConfig(name="l1_structured", sparsity=0.5, begin=0.0, end=0.5, interval=0.1, min_neurons=1)
-    )
-    pruner.setup([net])
-    guard = _guard(mlp, pruner, tolerance=0.05)
-    for r in [100.0] * 10:
-        guard.observe(r)
-    guard.cut(0.1, ToyProbe(mlp, _states()))  # type: ignore[arg-type]
+    pruner, guard = _cut_after_ten_episodes_at_100()
     for r in [50.0] * 10:
         guard.observe(r)
     assert not guard.ready(0.55) and guard.stopped is None
