@@ -487,6 +487,7 @@ def run(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> dict:
             log.info("starting from %s's agent at %d of %d timesteps", source, done, cfg.n_timesteps)
         model.num_timesteps = done
     spent = {key: float(saved.get(key, 0.0)) for key in ("wall_seconds", "eval_seconds")}
+    origin = provenance(model)  # the code this process runs: taken before training, which may outlast commits
     start = time.perf_counter()
 
     def states() -> dict[str, Any]:
@@ -548,7 +549,7 @@ def run(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> dict:
         "eval": final,
         # of training: pruning events, the method's own figures, sparsity per network (dense: none)
         **(pruning.results() if pruning is not None else {**DENSE_RESULTS, "widths": _widths(model)}),
-        **provenance(model),
+        **origin,
     }
     with atomic(run_dir / RESULTS_FILE) as tmp:
         tmp.write_text(json.dumps(results, indent=2) + "\n")
