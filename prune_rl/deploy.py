@@ -174,6 +174,15 @@ def _masked_dense(cfg: Any, narrow: Any, run_dir: Path) -> Any:
     return dense
 
 
+def _check_measurement(threads: int, repeats: int, episodes: int, min_run_time: float) -> None:
+    """:raises ConfigError: On a count or time that cannot be measured with (one line, naming the option)."""
+    for name, value, least in (("threads", threads, 1), ("repeats", repeats, 1), ("episodes", episodes, 0)):
+        if value < least:
+            raise ConfigError(f"--{name} must be >= {least}, got {value}")
+    if min_run_time <= 0:
+        raise ConfigError(f"--min-run-time must be > 0, got {min_run_time}")
+
+
 def export_run(
     run_dir: str | Path,
     formats: tuple[str, ...] | None = None,
@@ -196,9 +205,10 @@ def export_run(
     :param episodes: Evaluation episodes of the int8 policy and the float one, on the same seeds (0: none).
     :param batch: The large batch of the throughput measurement.
     :return: The content of ``export/cost.json``.
-    :raises ConfigError: On a directory that is not a pruned run, a model that does not load, or a format the policy
-        cannot be written in (one line).
+    :raises ConfigError: On a directory that is not a pruned run, a model that does not load, a format the policy
+        cannot be written in, or a count or time out of range (one line).
     """
+    _check_measurement(threads, repeats, episodes, min_run_time)
     run_dir = Path(run_dir)
     missing = missing_file(run_dir)
     if missing is not None:

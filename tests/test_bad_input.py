@@ -131,6 +131,15 @@ def test_evaluate_refuses_fewer_than_one_episode(n: str, trained: Path) -> None:
     _refused(runner.invoke(app, ["evaluate", str(trained), "-n", n]), f"n_episodes must be >= 1, got {n}")
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [(["--repeats", "0"], "--repeats must be >= 1, got 0"), (["--episodes", "-1"], "--episodes must be >= 0, got -1"),
+     (["--threads", "0"], "--threads must be >= 1, got 0"), (["--min-run-time", "0"], "--min-run-time must be > 0, got 0.0")],
+)  # fmt: skip
+def test_export_refuses_counts_and_times_out_of_range(option: list[str], message: str, trained: Path) -> None:
+    _refused(runner.invoke(app, ["export", str(trained), *option]), message)
+
+
 @pytest.mark.parametrize("command", ["evaluate", "export", "resume", "report"])
 def test_commands_on_a_run_refuse_a_missing_directory(command: str, tmp_path: Path) -> None:
     result = runner.invoke(app, [command, str(tmp_path / "nowhere")])
