@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 from gymnasium import spaces
@@ -17,6 +18,8 @@ from stable_baselines3.sac.policies import SACPolicy
 from stable_baselines3.td3.policies import TD3Policy
 
 from prune_rl.methods.base import PROBE_WINDOWS
+
+T = TypeVar("T")
 
 
 class Probe:
@@ -141,13 +144,7 @@ class Probe:
         """
         if self.batch is None:
             self.capture()
-        policy = self.model.policy
-        was_training = policy.training
-        policy.set_training_mode(False)
-        try:
-            return self._outputs()
-        finally:
-            policy.set_training_mode(was_training)
+        return self._in_eval_mode(self._outputs)
 
     @torch.no_grad()
     def actions(self) -> torch.Tensor:
@@ -160,18 +157,23 @@ class Probe:
         if self.batch is None:
             self.capture()
         assert self.batch is not None
-        policy = self.model.policy
-        was_training = policy.training
-        policy.set_training_mode(False)
-        try:
-            actions = policy._predict(self.batch[0], deterministic=True)
-        finally:
-            policy.set_training_mode(was_training)
+        obs, policy = self.batch[0], self.model.policy
+        actions = self._in_eval_mode(lambda: policy._predict(obs, deterministic=True))
         space = self.model.action_space
         if isinstance(space, spaces.Box) and not policy.squash_output:
             low, high = (torch.as_tensor(b, dtype=actions.dtype, device=actions.device) for b in (space.low, space.high))
             actions = actions.clamp(low, high)
         return actions.reshape(len(actions), -1) if actions.dtype.is_floating_point else actions.reshape(-1)
+
+    def _in_eval_mode(self, run: Callable[[], T]) -> T:
+        """:return: ``run()`` with the policy in evaluation mode (as SB3 acts), its mode restored afterwards."""
+        policy = self.model.policy
+        was_training = policy.training
+        policy.set_training_mode(False)
+        try:
+            return run()
+        finally:
+            policy.set_training_mode(was_training)
 
     def _outputs(self) -> list[torch.Tensor]:
         assert self.batch is not None
