@@ -60,7 +60,7 @@ def test_dsp_is_the_papers_method_on_every_task() -> None:
     # No per-task file turns the regularizer off behind the user's back: recipes are options with their own names.
     for env in ("cartpole", "lunarlander", "hopper", "walker2d"):
         cfg = train_cfg([f"env={env}"]).pruning
-        assert (cfg.name, cfg.method, cfg.strength, cfg.repair.fold) == ("dsp", "dsp", 3.0, "none")  # type: ignore[attr-defined]
+        assert (cfg.name, cfg.method, cfg.strength, cfg.repair.fold) == ("dsp", "dsp", 0.0, "none")  # type: ignore[attr-defined]
     recipe = train_cfg(["env=walker2d", "pruning=dsp_masks_distill"]).pruning
     assert (recipe.name, recipe.method, recipe.strength) == ("dsp_masks_distill", "dsp", 0.0)  # type: ignore[attr-defined]
     assert train_cfg(["pruning=dsp_masks_distill"]).run_name == "cartpole__ppo__dsp_masks_distill__seed0"

@@ -120,15 +120,29 @@ def test_a_rejected_cut_leaves_weights_masks_optimizer_state_and_random_streams_
     decision = guard.cut(0.5, probe)  # type: ignore[arg-type]
 
     assert decision is not None and decision.outcome == "rejected" and decision.tries == 4
-    assert guard.stopped is not None and "no cut held" in guard.stopped and pruner.stopped
+    assert guard.stopped is not None and "no cut held at the schedule's end" in guard.stopped and pruner.stopped
     assert all(torch.equal(v, params[k]) for k, v in mlp.state_dict().items())
     assert all(torch.equal(m, masks[k]) for k, m in pruner.masks().items())
     for param, state in optimizer.state.items():
         assert all(torch.equal(v, adam[param][k]) for k, v in state.items())
     assert torch.equal(torch.get_rng_state(), rng[0]) and np.array_equal(np.random.get_state()[1], rng[1])
     assert random.getstate() == rng[2] and torch.equal(pruner.generator.get_state(), rng[3])
-    assert (pruner.n_events, pruner.last_event, pruner.reached) == (0, -1.0, {})
+    assert (pruner.n_events, pruner.last_event, pruner.reached) == (0, 0.5, {})  # the event is spent, nothing cut
     assert not pruner.due(0.6)  # stopped: no more events
+
+
+def test_a_cut_rejected_before_the_schedule_ends_is_tried_again_an_interval_later() -> None:
+    mlp, net = _toy()
+    cfg = PrunerConfig(name="random_structured", sparsity=0.6, begin=0.0, end=0.5, interval=0.1, min_neurons=1)
+    pruner = RandomStructuredPruner(cfg, seed=3)
+    pruner.setup([net])
+    masks = pruner.masks()
+    guard = _guard(mlp, pruner, tolerance=1e-9)
+    decision = guard.cut(0.2, ToyProbe(mlp, _states()))  # type: ignore[arg-type]
+    assert decision is not None and decision.outcome == "rejected"
+    assert guard.stopped is None and not pruner.stopped  # not the end of pruning: training may yet make room
+    assert all(torch.equal(m, masks[k]) for k, m in pruner.masks().items())
+    assert not pruner.due(0.25) and pruner.due(0.31)  # the next event keeps the schedule's interval
 
 
 def test_sparsity_auto_stops_at_the_width_the_toy_task_needs() -> None:
@@ -142,8 +156,8 @@ def test_sparsity_auto_stops_at_the_width_the_toy_task_needs() -> None:
         if pruner.due(step / 20):
             guard.cut(step / 20, probe)  # type: ignore[arg-type]
     assert pruner.masks()["pi.0"].tolist() == [True] * 3 + [False] * 5  # the three neurons the actions need
-    assert guard.stopped is not None and "no cut held" in guard.stopped
-    assert guard.counts()["rejected"] == 1
+    assert guard.stopped is not None and "no cut held at the schedule's end" in guard.stopped
+    assert guard.counts()["rejected"] >= 1 and guard.decisions[-1].outcome == "rejected"
 
 
 def _cut_after_ten_episodes_at_100() -> tuple[L1StructuredPruner, CutGuard]:

@@ -13,7 +13,9 @@ The method keeps its ranking (which neurons or weights go); the guard decides ho
       continuous: change = mean_s ||a'(s) - a(s)||^2 / mean_s ||a(s) - mean_s a(s)||^2
 
   A cut that changes more than ``tol`` is undone and halved (a ``cut_scale`` of 1, 1/2, 1/4, 1/8 of the scheduled
-  cut) until one holds. When even the smallest does not, pruning stops there, and the run says so.
+  cut) until one holds. When even the smallest does not, the event cuts nothing and the next event tries again, an
+  ``interval`` later, on a network trained further: a cut the policy cannot absorb now may hold after training has
+  moved its work onto other neurons. A rejection at or after the schedule's ``end`` stops pruning, and the run says so.
 - **When.** After a kept cut, the next one waits until the training return (the episodes SB3's ``Monitor`` records)
   has recovered: the mean of the latest episodes finished since the cut (up to 100) must be within ``tol * scale`` of
   the mean of as many episodes before it, where ``scale`` is that level, or the range of the returns seen so far once
@@ -210,7 +212,7 @@ class CutGuard:
     def cut(self, progress: float, probe: Probe) -> Decision | None:
         """
         Run one event: try the scheduled cut, halve it while it changes the policy more than the tolerance, keep the
-        first that holds, or undo them all and stop.
+        first that holds, or undo them all (and stop, if the schedule has ended).
 
         :param progress: Fraction of training done.
         :param probe: The probe, with its states captured.
@@ -239,10 +241,12 @@ class CutGuard:
             scale /= 2
         else:
             decision = Decision(progress, "rejected", 0.0, change, tries)
-            self.stop(
-                f"no cut held at {progress:.0%} of training: the smallest tried changed "
-                f"{change:.1%} of the policy's behaviour (tolerance {self.tolerance:.0%})"
-            )
+            pruner.last_event = progress  # the event is spent: the next one comes an interval later
+            if progress >= pruner.cfg.end:
+                self.stop(
+                    f"no cut held at the schedule's end ({progress:.0%} of training): the smallest tried changed "
+                    f"{change:.1%} of the policy's behaviour (tolerance {self.tolerance:.0%})"
+                )
         self.decisions.append(decision)
         if decision.outcome != "rejected":
             self.before, self.since = list(self.recent), deque(maxlen=WINDOW)
