@@ -13,7 +13,7 @@ from torch import nn
 from prune_rl.core import GroupLasso, PrunableNet, mlp_layers
 from prune_rl.methods import DSPConfig, DynamicStructuredPruner, PrunerConfig
 from prune_rl.methods.structured import L1StructuredPruner, RandomStructuredPruner
-from prune_rl.sb3.guard import CutGuard, behaviour_change
+from prune_rl.sb3.guard import CutGuard, Decision, behaviour_change
 
 
 class ToyProbe:
@@ -91,6 +91,36 @@ def test_the_guard_reduces_a_cut_that_destroys_a_known_policy() -> None:
     assert 0 < decision.change <= 0.05
     assert int(pruner.masks()["pi.0"].sum()) == 4  # half the cut: 8 -> 4 neurons
     assert pruner.reached["pi"] == pytest.approx(0.4375)
+
+
+def _equal_neurons(width: int) -> tuple[nn.Sequential, PrunableNet]:
+    """``width`` equal neurons push action 1 against a bias of 0.8: keeping k of them puts the boundary at -0.8 / k."""
+    mlp = nn.Sequential(nn.Linear(1, width), nn.Tanh(), nn.Linear(width, 2))
+    with torch.no_grad():
+        mlp[0].weight.fill_(1.0)
+        mlp[0].bias.zero_()
+        mlp[2].weight.zero_()
+        mlp[2].weight[1] = 1.0
+        mlp[2].bias.copy_(torch.tensor([0.0, 0.8]))
+    layers, linears = mlp_layers("pi", mlp)
+    return mlp, PrunableNet("pi", "policy", layers, linears)
+
+
+def test_the_guard_halves_a_cut_down_to_a_single_neuron() -> None:
+    def cut(tolerance: float) -> tuple[Decision | None, L1StructuredPruner]:
+        mlp, net = _equal_neurons(16)
+        cfg = PrunerConfig(name="l1_structured", sparsity=15 / 16, begin=0.0, end=0.5, min_neurons=1)
+        pruner = L1StructuredPruner(cfg)
+        pruner.setup([net])
+        probe = ToyProbe(mlp, torch.linspace(-3, 3, 6001).unsqueeze(1))
+        return _guard(mlp, pruner, tolerance=tolerance).cut(0.5, probe), pruner  # type: ignore[arg-type]
+
+    # the scheduled cut removes 15 neurons; halved: 8, 4, 2, 1 (five cuts); none holds at a zero tolerance
+    rejected, _ = cut(1e-9)
+    assert rejected is not None and (rejected.outcome, rejected.tries) == ("rejected", 5) and rejected.change > 0
+    decision, pruner = cut(rejected.change)  # the single neuron's change is within this tolerance
+    assert decision is not None and (decision.outcome, decision.tries, decision.cut_scale) == ("reduced", 5, 1 / 16)
+    assert int(pruner.masks()["pi.0"].sum()) == 15
 
 
 class NoisyPruner(RandomStructuredPruner):

@@ -12,10 +12,11 @@ The method keeps its ranking (which neurons or weights go); the guard decides ho
       discrete:   change = mean_s [q(s, a(s)) - q(s, a'(s))] / mean_s [max_a q(s, a) - min_a q(s, a)]
       continuous: change = mean_s ||a'(s) - a(s)||^2 / mean_s ||a(s) - mean_s a(s)||^2
 
-  A cut that changes more than ``tol`` is undone and halved (a ``cut_scale`` of 1, 1/2, 1/4, 1/8 of the scheduled
-  cut) until one holds. When even the smallest does not, the event cuts nothing and the next event tries again, an
-  ``interval`` later, on a network trained further: a cut the policy cannot absorb now may hold after training has
-  moved its work onto other neurons. A rejection at or after the schedule's ``end`` stops pruning, and the run says so.
+  A cut that changes more than ``tol`` is undone and halved (a ``cut_scale`` of 1, 1/2, 1/4, ... of the scheduled
+  cut) until one holds, down to the smallest cut there is (one neuron, or one weight). When even that does not
+  hold, the event cuts nothing and the next event tries again, an ``interval`` later, on a network trained further:
+  a cut the policy cannot absorb now may hold once training has moved its work onto other neurons. A rejection at
+  or after the schedule's ``end`` stops pruning, and the run says so.
 - **When.** After a kept cut, the next one waits until the training return (the episodes SB3's ``Monitor`` records)
   has recovered: the mean of the latest episodes finished since the cut (up to 100) must be within ``tol * scale`` of
   the mean of as many episodes before it, where ``scale`` is that level, or the range of the returns seen so far once
@@ -42,7 +43,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from prune_rl.methods import Pruner
 from prune_rl.sb3.probe import Probe
 
-HALVINGS = 3  # a cut that changes too much is halved at most this many times: 1, 1/2, 1/4, 1/8 of it
+MAX_HALVINGS = 16  # a cut that changes too much is halved until it removes nothing more (this many times at most)
 MIN_EPISODES = 3  # episodes since a cut before its return is judged
 WINDOW = 100  # episodes of each side of a cut compared at most (SB3's stats window)
 OUTCOMES = ("kept", "reduced", "rejected")
@@ -224,23 +225,28 @@ class CutGuard:
             scores = probe()[0] if not before.dtype.is_floating_point else None  # Q-values or logits
         masks = pruner.masks()
         snapshot = Snapshot(self.model, pruner)
-        tries = 1 + (HALVINGS if pruner.scales_cut else 0)
-        scale, change = 1.0, 0.0
+        tries = 1 + (MAX_HALVINGS if pruner.scales_cut else 0)
+        scale, change, tried, decision = 1.0, 0.0, 0, None
+        smallest = None  # units (neurons or weights) the last cut tried removed
         for i in range(tries):
             pruner.cut_scale = scale
             pruner.step(progress, probe)
             pruner.cut_scale = 1.0
-            changed = any(not torch.equal(masks[name], alive) for name, alive in pruner.masks().items())
-            if not changed and i == 0:
-                return None
-            change = behaviour_change(before, probe.actions(), scores) if changed else change
-            if changed and change <= self.tolerance:
-                decision = Decision(progress, "kept" if i == 0 else "reduced", scale, change, i + 1)
+            removed = sum(int((masks[name] & ~alive).sum()) for name, alive in pruner.masks().items())
+            if removed == 0 and i == 0:
+                return None  # nothing was scheduled: the event stands, as an empty one
+            if smallest is not None and not 0 < removed < smallest:
+                snapshot.restore()  # halving no longer makes the cut smaller (or empties it): the smallest was tried
+                break
+            smallest, tried = removed, tried + 1
+            change = behaviour_change(before, probe.actions(), scores)
+            if change <= self.tolerance:
+                decision = Decision(progress, "kept" if i == 0 else "reduced", scale, change, tried)
                 break
             snapshot.restore()
             scale /= 2
-        else:
-            decision = Decision(progress, "rejected", 0.0, change, tries)
+        if decision is None:
+            decision = Decision(progress, "rejected", 0.0, change, tried)
             pruner.last_event = progress  # the event is spent: the next one comes an interval later
             if progress >= pruner.cfg.end:
                 self.stop(
