@@ -81,7 +81,7 @@ def runner_model(seed: int, logdir: Path) -> Any:
     from prune_rl.app import compose_config
     from prune_rl.config import train_config
     from prune_rl.environment import make_env
-    from prune_rl.train import build_model
+    from prune_rl.runner.build import build_model
 
     data = OmegaConf.to_container(compose_config(["pruning=none", f"seed={seed}"]), resolve=True)
     cfg = train_config(data)  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
-from prune_rl.deploy import observations
+from prune_rl.runner.export import observations
 from prune_rl.sb3.c_export import c_actions, c_float, c_sources, compile_c, write_c
 from prune_rl.sb3.export import DeployedPolicy, compact_model, export_onnx
 

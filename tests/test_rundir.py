@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from prune_rl.cli import app
 from prune_rl.config import ConfigError
-from prune_rl.rundir import LOCK_FILE, atomic, claim
+from prune_rl.runner.rundir import LOCK_FILE, atomic, claim
 
 from conftest import FAST
 
