@@ -38,6 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from prune_rl.runner import rundir
+
 VARIANTS: dict[str, list[str] | None] = {
     "sb3": None,
     "sb3_1thread": None,
@@ -174,7 +176,7 @@ def run_variant(name: str, seed: int, workdir: Path, env: str = "cartpole", n_ti
         *overrides,
     ]
     subprocess.run(cmd, check=True, capture_output=True)
-    results = json.loads((out / "results.json").read_text())
+    results = rundir.read_results(out)
     return {"wall_seconds": results["wall_seconds"], "mean_return": results["eval"]["mean_return"]}
 
 

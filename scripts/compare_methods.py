@@ -34,6 +34,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from prune_rl.runner import rundir
 from prune_rl.runner.checkpoint import latest_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,7 +65,7 @@ def train(root: Path, env: str, algo: str, method: str, seed: int, extra: list[s
     :return: Whether the run has its ``results.json`` now.
     """
     out = run_dir(root, env, algo, method, seed)
-    if (out / "results.json").is_file():
+    if rundir.is_finished(out):
         print(f"skip (done): {out.name}", flush=True)
         return True
     if out.is_dir() and latest_checkpoint(out) is not None:  # stopped with a checkpoint: continue it to its budget

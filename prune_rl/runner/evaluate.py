@@ -1,13 +1,15 @@
-"""Evaluate an agent: at the end of a run, or later from its run directory (``prune-rl evaluate``)."""
+"""Evaluate an agent: while it trains, at the end of a run, or later from its run directory (``prune-rl evaluate``)."""
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalization
 
@@ -45,6 +47,35 @@ def evaluate(
         "n_episodes": cfg.eval.n_episodes,
         "deterministic": cfg.eval.deterministic,
     }
+
+
+class TimedEvalCallback(EvalCallback):
+    """SB3's ``EvalCallback`` that also adds up the seconds it spends evaluating, and continues a resumed run's."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seconds = 0.0
+
+    def resume(self, run_dir: Path, n_calls: int) -> None:
+        """
+        Continue the evaluations of a run that stopped: the same schedule, its evaluations extended.
+
+        :param run_dir: The run directory.
+        :param n_calls: Steps the callback had seen.
+        """
+        self.n_calls = n_calls
+        saved = rundir.read_evaluations(run_dir)
+        if saved is not None:
+            self.evaluations_timesteps = saved["timesteps"].tolist()
+            self.evaluations_results = saved["results"].tolist()
+            self.evaluations_length = saved["ep_lengths"].tolist()
+
+    def _on_step(self) -> bool:
+        start = time.perf_counter()
+        try:
+            return super()._on_step()
+        finally:
+            self.seconds += time.perf_counter() - start
 
 
 def evaluate_run(

@@ -212,7 +212,8 @@ def write_error(run_dir: str | Path, message: str) -> None:
 def read_evaluations(run_dir: str | Path) -> dict[str, np.ndarray] | None:
     """
     :param run_dir: A run directory.
-    :return: Its periodic evaluations (``timesteps``, ``results`` per episode, ``ep_lengths``), or ``None``.
+    :return: Its periodic evaluations, as SB3's ``EvalCallback`` saved them (``timesteps``, ``results`` and
+        ``ep_lengths`` per episode), or ``None``.
     """
     import numpy as np
 
@@ -220,7 +221,7 @@ def read_evaluations(run_dir: str | Path) -> dict[str, np.ndarray] | None:
     if not path.is_file():
         return None
     with np.load(path) as saved:
-        return {key: saved[key] for key in ("timesteps", "results", "ep_lengths")}
+        return {key: saved[key] for key in saved.files}
 
 
 def progress_file(run_dir: str | Path) -> Path:

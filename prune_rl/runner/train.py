@@ -18,13 +18,14 @@ from typing import Any
 import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import CSVOutputFormat, HParam, Logger, configure
 
 from prune_rl.agent import load_agent, log_loaded
 from prune_rl.config import ConfigError, TrainConfig
 from prune_rl.core import compact_weight_count
 from prune_rl.environment import make_env
+from prune_rl.methods import Pruner
 from prune_rl.registry import ALGOS
 from prune_rl.report.hparams import final_metrics, hparams
 from prune_rl.runner import rundir
@@ -46,7 +47,7 @@ from prune_rl.runner.checkpoint import (
     read_state,
     remove_checkpoints,
 )
-from prune_rl.runner.evaluate import evaluate
+from prune_rl.runner.evaluate import TimedEvalCallback, evaluate
 from prune_rl.sb3.callback import PruningCallback
 from prune_rl.sb3.divergence import DivergenceCallback, Diverged, distribution_error
 from prune_rl.sb3.networks import prunable_nets
@@ -126,35 +127,6 @@ class TrainResults:
     def to_dict(self) -> dict[str, Any]:
         """:return: The content of ``results.json``."""
         return dataclasses.asdict(self)
-
-
-class TimedEvalCallback(EvalCallback):
-    """SB3's ``EvalCallback`` that also adds up the seconds it spends evaluating, and continues a resumed run's."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.seconds = 0.0
-
-    def resume(self, run_dir: Path, n_calls: int) -> None:
-        """
-        Continue the evaluations of a run that stopped: the same schedule, its evaluations extended.
-
-        :param run_dir: The run directory.
-        :param n_calls: Steps the callback had seen.
-        """
-        self.n_calls = n_calls
-        saved = rundir.read_evaluations(run_dir)
-        if saved is not None:
-            self.evaluations_timesteps = saved["timesteps"].tolist()
-            self.evaluations_results = saved["results"].tolist()
-            self.evaluations_length = saved["ep_lengths"].tolist()
-
-    def _on_step(self) -> bool:
-        start = time.perf_counter()
-        try:
-            return super()._on_step()
-        finally:
-            self.seconds += time.perf_counter() - start
 
 
 def provenance(model: BaseAlgorithm) -> dict[str, Any]:
@@ -284,7 +256,7 @@ class PreparedRun:
         }
 
 
-def _model(cfg: TrainConfig, env: Any, folder: Path | None) -> tuple[BaseAlgorithm, Any, TrainConfig, Any]:
+def _model(cfg: TrainConfig, env: Any, folder: Path | None) -> tuple[BaseAlgorithm, Any, TrainConfig, Pruner | None]:
     """
     The model to train: a checkpoint's (``folder``), a trained agent's (``init.model``) or a new one; and the pruner.
 
