@@ -476,7 +476,7 @@ def resume(run_dir: Path) -> TrainResults:
     """
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir} is not a directory")
-    if rundir.missing_file(run_dir) == rundir.CONFIG_FILE:
+    if not (run_dir / rundir.CONFIG_FILE).is_file():
         raise ConfigError(f"{run_dir} is not a run directory ({rundir.CONFIG_FILE} is missing)")
     if rundir.is_finished(run_dir) and rundir.missing_file(run_dir) is None:
         raise ConfigError(f"{run_dir} finished already (it has {rundir.RESULTS_FILE}); nothing to resume")
