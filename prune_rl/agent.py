@@ -30,11 +30,11 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from prune_rl.config import ConfigError, TrainConfig
 from prune_rl.environment import action_kind
 from prune_rl.registry import ALGOS, algo_kwargs
+from prune_rl.runner import rundir
 
 log = logging.getLogger(__name__)
 
-MODEL_FILE = "model.zip"  # in a prune-rl run directory
-VECNORMALIZE_NAMES = ("vecnormalize.pkl", "vec_normalize.pkl")  # prune-rl's and the zoo's; SB3's docs use the second
+VECNORMALIZE_NAMES = (rundir.VECNORMALIZE_FILE, "vec_normalize.pkl")  # prune-rl's and the zoo's; SB3's docs use the second
 # Constructor arguments every algorithm has, which say nothing about which algorithm saved a file.
 _COMMON_ARGS = {"self", "policy", "env", "verbose", "seed", "device", "_init_setup_model", "tensorboard_log",
                 "policy_kwargs", "stats_window_size", "learning_rate"}  # fmt: skip
@@ -141,11 +141,10 @@ def find_vecnormalize(model: Path, env_id: str | None) -> Path | None:
 
 
 def _run_env_id(run_dir: Path) -> str | None:
-    from omegaconf import OmegaConf
-
+    """:return: The task of a prune-rl run directory's config, if it has one that reads (else the env must be given)."""
     try:
-        value = OmegaConf.select(OmegaConf.load(run_dir / "config.yaml"), "env.id")
-    except Exception:  # a corrupt config: the env must be given
+        value = (rundir.read_config_data(run_dir).get("env") or {}).get("id")
+    except ConfigError:  # no config, or a corrupt one
         return None
     return str(value) if value else None
 
@@ -162,13 +161,13 @@ def read_agent(model: str | Path, vecnormalize: str | Path | None = None) -> Age
     path = Path(model)
     env_id = None
     if path.is_dir():
-        if not (path / MODEL_FILE).is_file():
-            raise ConfigError(f"{path} is a folder without {MODEL_FILE}: pass an SB3 .zip or a prune-rl run directory")
-        env_id = _run_env_id(path) if (path / "config.yaml").is_file() else None
-        path = path / MODEL_FILE
+        if not rundir.model_file(path).is_file():
+            raise ConfigError(f"{path} is a folder without {rundir.MODEL_FILE}: pass an SB3 .zip or a prune-rl run directory")
+        env_id = _run_env_id(path)
+        path = rundir.model_file(path)
     elif not path.is_file():
         raise ConfigError(f"{path} does not exist")
-    elif (path.parent / "config.yaml").is_file():  # a run directory's model.zip
+    else:  # a run directory's model.zip: its config names the task
         env_id = _run_env_id(path.parent)
     data = _data(path)
     algo = identify_algo(data["policy_class"], data, str(path))

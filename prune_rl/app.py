@@ -26,10 +26,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from prune_rl.config import ConfigError, train_config
-from prune_rl.rundir import claim
+from prune_rl.runner import rundir
 
 if TYPE_CHECKING:
-    from prune_rl.checkpoint import Interrupted
+    from prune_rl.runner.checkpoint import Interrupted
     from prune_rl.sb3.divergence import Diverged
 
 log = logging.getLogger(__name__)
@@ -180,11 +180,11 @@ def requeued(run_dir: Path) -> bool:
     :return: Whether SLURM restarted this job (``SLURM_RESTART_COUNT`` > 0) and its run stopped at a checkpoint
         without finishing: the job then resumes it instead of refusing the directory.
     """
-    from prune_rl.checkpoint import latest_checkpoint
+    from prune_rl.runner.checkpoint import latest_checkpoint
 
     restarts = os.environ.get("SLURM_RESTART_COUNT", "0")
     restarted = restarts.isdigit() and int(restarts) > 0
-    return restarted and latest_checkpoint(run_dir) is not None and not (run_dir / "results.json").exists()
+    return restarted and latest_checkpoint(run_dir) is not None and not rundir.is_finished(run_dir)
 
 
 def stopped(run_dir: Path, exc: Interrupted) -> NoReturn:
@@ -198,44 +198,12 @@ def stopped(run_dir: Path, exc: Interrupted) -> NoReturn:
 
 def diverged(run_dir: Path, exc: Diverged) -> NoReturn:
     """Say in one line that the run diverged, and where its last good checkpoint is; exit with status 1."""
-    from prune_rl.checkpoint import latest_checkpoint
+    from prune_rl.runner.checkpoint import latest_checkpoint
 
     last = latest_checkpoint(run_dir)
     kept = f"; the last good checkpoint is {last}" if last is not None else "; no checkpoint was written before it"
     print(f"prune-rl: error: {exc}{kept} (lower algo.learning_rate, or check the rewards' scale)", file=sys.stderr)
     sys.exit(1)
-
-
-def resume_run(run_dir: Path) -> dict:
-    """
-    Continue a stopped run from its latest checkpoint, in its own directory, to its configured budget.
-
-    :param run_dir: The run directory.
-    :return: The content of ``results.json``.
-    """
-    from prune_rl.checkpoint import latest_checkpoint
-    from prune_rl.evaluate import load_run_config
-    from prune_rl.rundir import missing_file
-    from prune_rl.train import RESULTS_FILE, run
-
-    if not run_dir.is_dir():
-        raise ConfigError(f"{run_dir} is not a directory")
-    if not (run_dir / "config.yaml").is_file():
-        raise ConfigError(f"{run_dir} is not a run directory (config.yaml is missing)")
-    if (run_dir / RESULTS_FILE).is_file() and missing_file(run_dir) is None:
-        raise ConfigError(f"{run_dir} finished already (it has {RESULTS_FILE}); nothing to resume")
-    if latest_checkpoint(run_dir) is None:
-        raise ConfigError(f"{run_dir} has no checkpoint to resume from (checkpoint.every was 0 and no signal came)")
-    cfg = load_run_config(run_dir)
-    file_log = logging.FileHandler(run_dir / "train.log")
-    file_log.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
-    logging.getLogger().addHandler(file_log)
-    logging.getLogger().setLevel(logging.INFO)
-    try:
-        return run(cfg, run_dir, resume=True)
-    finally:
-        logging.getLogger().removeHandler(file_log)
-        file_log.close()
 
 
 def _job(cfg: DictConfig, fine_tune: bool = False) -> float:
@@ -246,9 +214,9 @@ def _job(cfg: DictConfig, fine_tune: bool = False) -> float:
     :param fine_tune: Whether it fine-tunes a trained agent (``prune-rl prune``): see :func:`fine_tuning`.
     :return: The final mean evaluation return (for Hydra sweepers that optimise it).
     """
-    from prune_rl.checkpoint import Interrupted  # heavy imports (torch, SB3) only once a run starts
+    from prune_rl.runner.checkpoint import Interrupted  # heavy imports (torch, SB3) only once a run starts
+    from prune_rl.runner.train import run
     from prune_rl.sb3.divergence import Diverged
-    from prune_rl.train import run
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -264,8 +232,8 @@ def _job(cfg: DictConfig, fine_tune: bool = False) -> float:
         if requeued(run_dir):  # SLURM requeued this job after a preemption or a timeout: continue it
             results = run(typed, run_dir, resume=True)
         else:
-            claim(run_dir)
-            OmegaConf.save(OmegaConf.create(data), run_dir / "config.yaml")
+            rundir.claim(run_dir)
+            rundir.write_config(run_dir, data)
             results = run(typed, run_dir)
     except Interrupted as exc:
         stopped(run_dir, exc)
@@ -274,13 +242,13 @@ def _job(cfg: DictConfig, fine_tune: bool = False) -> float:
     except (ConfigError, OmegaConfBaseException) as exc:  # OmegaConf's: e.g. a mandatory value (???) left unset
         message = str(exc).splitlines()[0]
         if hydra_cfg.mode == RunMode.MULTIRUN:  # this job fails alone: its error stays in its directory
-            (run_dir / "error.txt").write_text(message + "\n")
+            rundir.write_error(run_dir, message)
             log.error(message)
             raise JobFailed(f"{run_dir}: {message}") from None
         if not existed and not any(run_dir.glob("*.zip")):  # nothing of a run there: leave no directory behind
             shutil.rmtree(run_dir, ignore_errors=True)
         fail(message)
-    return float(results["eval"]["mean_return"])
+    return float(results.eval["mean_return"])
 
 
 def fine_tuning(data: dict, overrides: Sequence[str]) -> dict:

@@ -60,7 +60,7 @@ def prune(
     ],
     vecnormalize: Annotated[
         Path | None,
-        typer.Option(help="Its VecNormalize statistics (default: found beside it: vecnormalize.pkl, <env>/vecnormalize.pkl)."),
+        typer.Option(help="Its VecNormalize statistics (default: found beside it, by the names SB3 and the zoo give them)."),
     ] = None,
 ) -> None:
     """
@@ -103,9 +103,10 @@ def resume(
     run_dir: Annotated[Path, typer.Argument(help="A run directory that stopped before its budget (it has a checkpoint).")],
 ) -> None:
     """Continue a stopped run from its latest checkpoint to its budget, in the same directory."""
-    from prune_rl.app import diverged, fail, resume_run, stopped
-    from prune_rl.checkpoint import Interrupted
+    from prune_rl.app import diverged, fail, stopped
     from prune_rl.config import ConfigError
+    from prune_rl.runner.checkpoint import Interrupted
+    from prune_rl.runner.train import resume as resume_run
     from prune_rl.sb3.divergence import Diverged
 
     try:
@@ -116,7 +117,7 @@ def resume(
         diverged(run_dir, exc)
     except ConfigError as exc:
         fail(str(exc))
-    typer.echo(f"{result['run_name']}: return {result['eval']['mean_return']:.2f} +- {result['eval']['std_return']:.2f}")
+    typer.echo(f"{result.run_name}: return {result.eval['mean_return']:.2f} +- {result.eval['std_return']:.2f}")
 
 
 @app.command()
@@ -135,7 +136,7 @@ def evaluate(
     """Re-evaluate a saved run and print its mean return."""
     from prune_rl.app import fail
     from prune_rl.config import ConfigError
-    from prune_rl.evaluate import evaluate_run
+    from prune_rl.runner.evaluate import evaluate_run
 
     try:
         result = evaluate_run(run_dir, n_episodes=n_episodes, seed=seed, deterministic=not stochastic)
@@ -165,7 +166,8 @@ def export(
 ) -> None:
     """Write RUN_DIR/export/: a compact SB3 model, the policy as ONNX, int8 ONNX and C, and their cost against dense."""
     from prune_rl.app import fail
-    from prune_rl.deploy import EXPORT_DIR, FILES, export_run, parse_formats, summary_line
+    from prune_rl.runner.export import export_run, parse_formats, summary_line, written_files
+    from prune_rl.runner.rundir import EXPORT_DIR
 
     try:
         card = export_run(
@@ -179,8 +181,7 @@ def export(
     except (ValueError, OSError) as exc:  # ConfigError (not a run, a corrupt file), a policy export cannot handle
         fail(str(exc))
     typer.echo(summary_line(card))
-    written = ["compact.zip", *(name for f in card["formats"] for name in FILES[f]), "cost.json"]
-    typer.echo(f"written: {run_dir / EXPORT_DIR}/{{{', '.join(written)}}}")
+    typer.echo(f"written: {run_dir / EXPORT_DIR}/{{{', '.join(written_files(card))}}}")
 
 
 @app.command()

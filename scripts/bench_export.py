@@ -1,7 +1,7 @@
 """What a compact policy buys at inference: dense against compact in each runtime (torch, onnxruntime, int8
 onnxruntime, C), measured in one run.
 
-With ``--run``, each pruned run directory is exported (:func:`prune_rl.deploy.export_run`: every format, the
+With ``--run``, each pruned run directory is exported (:func:`prune_rl.runner.export.export_run`: every format, the
 exactness check, the int8 policy's return against the float one's over ``--episodes`` seeded episodes) and its cost
 card becomes a table. Without, an SB3 PPO model of ``--env`` with ``--widths`` is built and ``--keep`` neurons of
 each hidden layer of its deployed network are kept (the first ones; the cost depends on the shapes, not the
@@ -39,7 +39,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from torch import nn
 
 from prune_rl.core import NeuronMask
-from prune_rl.deploy import FORMATS, export_run, observations, write_formats
+from prune_rl.runner.export import FORMATS, export_run, observations, write_formats
 from prune_rl.report.cost import measure, speedups
 from prune_rl.sb3.export import DeployedPolicy, compact_model
 from prune_rl.sb3.networks import prunable_nets

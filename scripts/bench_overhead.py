@@ -38,6 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from prune_rl.runner import rundir
+
 VARIANTS: dict[str, list[str] | None] = {
     "sb3": None,
     "sb3_1thread": None,
@@ -81,7 +83,7 @@ def runner_model(seed: int, logdir: Path) -> Any:
     from prune_rl.app import compose_config
     from prune_rl.config import train_config
     from prune_rl.environment import make_env
-    from prune_rl.train import build_model
+    from prune_rl.runner.build import build_model
 
     data = OmegaConf.to_container(compose_config(["pruning=none", f"seed={seed}"]), resolve=True)
     cfg = train_config(data)  # type: ignore[arg-type]
@@ -174,7 +176,7 @@ def run_variant(name: str, seed: int, workdir: Path, env: str = "cartpole", n_ti
         *overrides,
     ]
     subprocess.run(cmd, check=True, capture_output=True)
-    results = json.loads((out / "results.json").read_text())
+    results = rundir.read_results(out)
     return {"wall_seconds": results["wall_seconds"], "mean_return": results["eval"]["mean_return"]}
 
 

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from prune_rl.runner import rundir
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS: dict[str, list[str]] = {
@@ -55,7 +56,7 @@ def commands(task: str, variant: str, root: Path, finetune: float, extra: list[s
         extra = [a for a in extra if not a.lstrip("+~").startswith("pruning.")]
     if kind != "after":
         return ["train", *TASKS[task], *common, *extra, f"pruning={method}"]
-    model = root / "runs" / f"{task}__dense" / "model.zip"
+    model = rundir.model_file(root / "runs" / f"{task}__dense")
     kept = [a for a in extra if not a.lstrip("+~").startswith(("algo.", "n_timesteps="))]
     budget = [f"n_timesteps={int(finetune * int(a.split('=')[1]))}" for a in extra if a.startswith("n_timesteps=")]
     env = [a for a in TASKS[task] if a.startswith("env=")]
@@ -65,14 +66,14 @@ def commands(task: str, variant: str, root: Path, finetune: float, extra: list[s
 def run(task: str, variant: str, root: Path, finetune: float, extra: list[str]) -> dict[str, Any]:
     """One run in its own process (or read back if it finished before)."""
     out = root / "runs" / f"{task}__{variant}"
-    if not (out / "results.json").is_file():
+    if not rundir.is_finished(out):
         if out.exists():
             raise SystemExit(f"{out} holds an unfinished run: delete it to run it again")
         cmd = [sys.executable, "-m", "prune_rl.cli", *commands(task, variant, root, finetune, extra), f"hydra.run.dir='{out}'"]
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(root / f"{task}__{variant}.log", "w") as log:
             subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, check=True)
-    return json.loads((out / "results.json").read_text())
+    return rundir.read_results(out)
 
 
 def _side(results: dict[str, Any] | None, dense: float) -> dict[str, str]:
@@ -94,8 +95,8 @@ def write_table(root: Path, table: Path, command: str) -> list[dict[str, str]]:
     """Write ``table`` (markdown, first line the command) and the same rows beside it as CSV, from the finished runs."""
 
     def read(task: str, variant: str) -> dict[str, Any] | None:
-        path = root / "runs" / f"{task}__{variant}" / "results.json"
-        return json.loads(path.read_text()) if path.is_file() else None
+        out = root / "runs" / f"{task}__{variant}"
+        return rundir.read_results(out) if rundir.is_finished(out) else None
 
     rows = []
     for task in TASKS:
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     command = " ".join(["python scripts/bench_prune.py", *map(shlex.quote, argv)])
     if not args.table_only:
         for task in args.tasks:
-            if "dense" in args.variants or not (root / "runs" / f"{task}__dense" / "results.json").is_file():
+            if "dense" in args.variants or not rundir.is_finished(root / "runs" / f"{task}__dense"):
                 run(task, "dense", root, args.finetune, args.overrides)  # every fine-tuning starts from it
             for method in args.methods:
                 for kind in ("after", "during"):

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from prune_rl.runner import rundir
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS: dict[str, list[str]] = {
@@ -70,14 +71,14 @@ def overrides(task: str, variant: str, root: Path, extra: list[str]) -> list[str
 def train(task: str, variant: str, root: Path, extra: list[str]) -> dict[str, Any]:
     """Train one run in its own process (or read it back if it finished before)."""
     out = root / "runs" / f"{task}__{variant}"
-    if not (out / "results.json").is_file():
+    if not rundir.is_finished(out):
         if out.exists():
             raise SystemExit(f"{out} holds an unfinished run: delete it to train it again")
         cmd = [sys.executable, "-m", "prune_rl.cli", "train", *overrides(task, variant, root, extra), f"hydra.run.dir='{out}'"]
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(root / f"{task}__{variant}.log", "w") as log:
             subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, check=True)
-    return json.loads((out / "results.json").read_text())
+    return rundir.read_results(out)
 
 
 def row(task: str, variant: str, results: dict[str, Any], runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -111,9 +112,9 @@ def write_table(root: Path) -> list[dict[str, Any]]:
     for task in TASKS:
         runs = {}
         for variant in VARIANTS:
-            path = root / "runs" / f"{task}__{variant}" / "results.json"
-            if path.is_file():
-                runs[variant] = json.loads(path.read_text())
+            out = root / "runs" / f"{task}__{variant}"
+            if rundir.is_finished(out):
+                runs[variant] = rundir.read_results(out)
         rows += [row(task, variant, results, runs) for variant, results in runs.items()]
     with open(root / "shrink.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)

@@ -241,7 +241,7 @@ def reevaluate(out: Path, n_episodes: int) -> dict:
     cache = out / f"eval_{n_episodes}ep.json"
     if cache.is_file():
         return json.loads(cache.read_text())
-    from prune_rl.evaluate import evaluate_run
+    from prune_rl.runner.evaluate import evaluate_run
 
     start = time.perf_counter()
     result = evaluate_run(out, n_episodes=n_episodes)

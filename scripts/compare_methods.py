@@ -34,7 +34,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from prune_rl.checkpoint import latest_checkpoint
+from prune_rl.runner import rundir
+from prune_rl.runner.checkpoint import latest_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ("none", "dsp", "l1_structured", "random_structured", "magnitude", "global_magnitude", "scratch", "purl")
@@ -64,7 +65,7 @@ def train(root: Path, env: str, algo: str, method: str, seed: int, extra: list[s
     :return: Whether the run has its ``results.json`` now.
     """
     out = run_dir(root, env, algo, method, seed)
-    if (out / "results.json").is_file():
+    if rundir.is_finished(out):
         print(f"skip (done): {out.name}", flush=True)
         return True
     if out.is_dir() and latest_checkpoint(out) is not None:  # stopped with a checkpoint: continue it to its budget
@@ -108,7 +109,7 @@ def table(root: Path, eval_episodes: int | None) -> list[dict]:
         if eval_episodes:
             cached = record.path / f"eval_{eval_episodes}ep.json"
             if not cached.is_file():
-                from prune_rl.evaluate import evaluate_run
+                from prune_rl.runner.evaluate import evaluate_run
 
                 cached.write_text(json.dumps(evaluate_run(record.path, n_episodes=eval_episodes)))
             record.final_return = json.loads(cached.read_text())["mean_return"]

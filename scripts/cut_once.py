@@ -36,13 +36,12 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from prune_rl.config import TrainConfig
 from prune_rl.environment import make_env
-from prune_rl.evaluate import load_run_config
 from prune_rl.core import COMPENSATIONS, IMPORTANCES, HiddenLayer, NeuronMask, distill_, fold_, select_alive
 from prune_rl.core.importance import probe_activations
-from prune_rl.registry import ALGOS
 from prune_rl.sb3.networks import prunable_nets
 from prune_rl.sb3.probe import Probe
-from prune_rl.train import MODEL_FILE, VECNORMALIZE_FILE, evaluate
+from prune_rl.runner import rundir
+from prune_rl.runner.evaluate import evaluate
 
 
 SATURATED = float(np.tanh(2.0))  # |activation| past which a tanh unit passes under a tenth of its peak gradient
@@ -151,14 +150,14 @@ def main() -> None:
     parser.add_argument("--distill-lr", type=float, default=1e-3)
     args = parser.parse_args()
 
-    cfg = load_run_config(args.run_dir)
+    cfg = rundir.read_config(args.run_dir)
     cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, n_episodes=args.episodes, deterministic=True))
     if args.importance:
         cfg = dataclasses.replace(cfg, pruning=dataclasses.replace(cfg.pruning, importance=args.importance))
-    vecnorm = args.run_dir / VECNORMALIZE_FILE if cfg.env.normalize else None
+    vecnorm = rundir.vecnormalize_file(args.run_dir, cfg)
 
     def load() -> BaseAlgorithm:
-        return ALGOS[cfg.algo.name].load(args.run_dir / MODEL_FILE, device="cpu")
+        return rundir.load_model(args.run_dir, cfg)
 
     states = visited_states(load(), cfg, vecnorm, args.states)
     saved = load()

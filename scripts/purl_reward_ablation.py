@@ -34,12 +34,10 @@ import torch
 
 from prune_rl.config import TrainConfig
 from prune_rl.environment import make_env
-from prune_rl.evaluate import load_run_config
-from prune_rl.registry import ALGOS
 from prune_rl.sb3.networks import prunable_nets
 from prune_rl.sb3.probe import Probe
 from prune_rl.sb3.purl import NeuronSubject, PruningEnv, PuRLConfig, search
-from prune_rl.train import MODEL_FILE, VECNORMALIZE_FILE
+from prune_rl.runner import rundir
 
 COLUMNS = ("env", "sparsity", "passes", "reward", "searches", "reached", "episodes", "seconds", "best", "agent", "last20")
 STATE_SEED = 20_000  # the states' env seed: apart from training (seed) and evaluation (seed + 10000)
@@ -51,7 +49,7 @@ def stored_states(run_dir: Path, cfg: TrainConfig, model: object, n_states: int)
 
     env = make_env(cfg.env, seed=cfg.seed + STATE_SEED, n_envs=1, training=False)
     if isinstance(env, VecNormalize):
-        env = VecNormalize.load(str(run_dir / VECNORMALIZE_FILE), env.venv)
+        env = VecNormalize.load(str(rundir.vecnormalize_file(run_dir, cfg)), env.venv)
         env.training, env.norm_reward = False, False
     obs, states = env.reset(), []
     while len(states) < n_states:
@@ -64,8 +62,8 @@ def stored_states(run_dir: Path, cfg: TrainConfig, model: object, n_states: int)
 
 def searches(run_dir: Path, args: argparse.Namespace) -> list[dict]:
     """Every (sparsity, passes, reward, agent seed) search on one run's deployed network."""
-    cfg = load_run_config(run_dir, lenient_pruning=True)
-    model = ALGOS[cfg.algo.name].load(run_dir / MODEL_FILE, device="cpu")
+    cfg = rundir.read_config(run_dir, lenient_pruning=True)
+    model = rundir.load_model(run_dir, cfg)
     probe = Probe(model, args.states)
     probe.batch = (stored_states(run_dir, cfg, model, args.states), None)
     deployed = prunable_nets(model)[0]

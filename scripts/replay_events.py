@@ -25,12 +25,11 @@ from typing import Any
 import torch
 from stable_baselines3.common.policies import ActorCriticPolicy
 
-from prune_rl.evaluate import load_run_config
+from prune_rl.runner import rundir
 from prune_rl.core import output_loss
-from prune_rl.registry import ALGOS
 from prune_rl.methods import DynamicStructuredPruner
 from prune_rl.sb3.probe import Probe
-from prune_rl.train import run
+from prune_rl.runner.train import run
 
 
 class _Done(Exception):
@@ -48,7 +47,7 @@ def replay(run_dir: Path, out: Path, since: int, until: int) -> list[Path]:
 
     :return: The saved event files, in order.
     """
-    cfg = load_run_config(run_dir)
+    cfg = rundir.read_config(run_dir)
     out.mkdir(parents=True, exist_ok=True)
     saved: list[Path] = []
     original = DynamicStructuredPruner.step
@@ -94,7 +93,7 @@ def analyse(run_dir: Path, out: Path) -> list[dict[str, Any]]:
         policy after the event against before it), ``spread`` (mean standard deviation of the probe's
         observations) and ``rank`` (effective rank of the centred observations, Roy & Vetterli 2007).
     """
-    model = ALGOS[load_run_config(run_dir).algo.name].load(run_dir / "model.zip", device="cpu")
+    model = rundir.load_model(run_dir, rundir.read_config(run_dir))
     policy = model.policy
     assert isinstance(policy, ActorCriticPolicy), "events can be analysed for PPO/A2C runs"
     policy.set_training_mode(False)

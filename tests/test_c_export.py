@@ -11,7 +11,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
-from prune_rl.deploy import observations
+from prune_rl.runner.export import observations
 from prune_rl.sb3.c_export import c_actions, c_float, c_sources, compile_c, write_c
 from prune_rl.sb3.export import DeployedPolicy, compact_model, export_onnx
 
@@ -89,7 +89,6 @@ def test_a_cnn_policy_is_refused() -> None:
 def test_export_refuses_to_write_a_cnn_policy_as_c_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from prune_rl import deploy
     from prune_rl.cli import app
 
     from test_export import _trained
@@ -97,7 +96,7 @@ def test_export_refuses_to_write_a_cnn_policy_as_c_in_one_line(tmp_path: Path, m
     run = _trained(tmp_path)
     cnn = PPO("CnnPolicy", _Images(), device="cpu", n_steps=8, batch_size=8)
     # (a run's loader refuses image runs before export, as SB3 transposes their observations: load a CNN model directly)
-    monkeypatch.setattr(deploy, "load_run_model", lambda *_: cnn)
+    monkeypatch.setattr("prune_rl.runner.rundir.load_model", lambda *_: cnn)
     result = CliRunner().invoke(app, ["export", str(run), "--format", "c"])
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
     assert "the policy cannot be written as C: its features extractor is NatureCNN" in result.output

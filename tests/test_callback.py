@@ -15,7 +15,8 @@ from prune_rl.methods import DynamicStructuredPruner, Pruner
 from prune_rl.sb3.callback import PruningCallback, load_masks, load_state
 from prune_rl.sb3.networks import prunable_nets
 from prune_rl.sb3.probe import Probe
-from prune_rl.train import build_model, build_pruner, run
+from prune_rl.runner.build import build_model, build_pruner
+from prune_rl.runner.train import run
 
 from conftest import fast, train_cfg
 
@@ -46,12 +47,12 @@ def test_short_run_ends_with_masked_neurons(algo: str, env: str, tmp_path) -> No
     results = run(cfg, tmp_path)
     masks = load_masks(tmp_path / "masks.pt")
     model = ALGO_CLASSES[algo].load(tmp_path / "model.zip", device="cpu")  # plain SB3
-    policy_net = next(s for s in results["sparsity"].values() if s["role"] == "policy")
+    policy_net = next(s for s in results.sparsity.values() if s["role"] == "policy")
     assert policy_net["neuron_sparsity"] == pytest.approx(0.5)
     assert policy_net["compact_weights"] < policy_net["weights"]
     assert 0 < policy_net["weight_sparsity"] < 1
     _dead_groups_are_zero(model, masks)  # includes target networks (DQN, SAC, TD3)
-    for stats in results["sparsity"].values():
+    for stats in results.sparsity.values():
         assert all(n >= cfg.pruning.min_neurons for n in stats["alive_per_layer"].values())
         assert set(stats["alive_per_layer"].values()) == {4}  # layer allocation: half of each [8, 8] layer
 
@@ -73,7 +74,7 @@ def test_folds_keep_pruned_neurons_zero(algo: str, env: str, arch: str, fold: st
     results = run(cfg, tmp_path)
     model = ALGO_CLASSES[algo].load(tmp_path / "model.zip", device="cpu")
     _dead_groups_are_zero(model, load_masks(tmp_path / "masks.pt"))
-    for stats in results["sparsity"].values():
+    for stats in results.sparsity.values():
         assert list(stats["alive_per_layer"].values()) == [2, 2]  # 8 * 0.25, and the 2-neuron floor of 4
 
 
@@ -98,7 +99,7 @@ def test_distilled_cuts_keep_pruned_neurons_zero_and_are_logged(algo: str, env: 
     results = run(train_cfg([*overrides, "pruning.repair.fold=linear"]), tmp_path)
     model = ALGO_CLASSES[algo].load(tmp_path / "model.zip", device="cpu")
     _dead_groups_are_zero(model, load_masks(tmp_path / "masks.pt"))  # target networks included (SAC)
-    for stats in results["sparsity"].values():
+    for stats in results.sparsity.values():
         assert set(stats["alive_per_layer"].values()) == {4}
     events = EventAccumulator(str(tmp_path))
     events.Reload()
@@ -106,7 +107,7 @@ def test_distilled_cuts_keep_pruned_neurons_zero_and_are_logged(algo: str, env: 
     assert len(before) == len(after) > 0
     assert all(a.value <= b.value for a, b in zip(after, before, strict=True))
     # the time of pruning events is reported, distillation's share of it apart
-    assert 0.0 < results["pruning_summary"]["distill_seconds"] < results["prune_seconds"] < results["train_seconds"]
+    assert 0.0 < results.pruning_summary["distill_seconds"] < results.prune_seconds < results.train_seconds
 
 
 def test_save_load_continue_keeps_masks(tmp_path) -> None:
@@ -186,7 +187,7 @@ def test_unstructured_runs_keep_pruned_weights_zero_in_target_networks_too(metho
             alive = masks[f"{net.name}.linear{i}"]
             for copy_ in [linear, *(t.linears[i] for t in net.targets)]:
                 assert torch.all(copy_.weight[~alive] == 0)
-    policy = next(s for s in results["sparsity"].values() if s["role"] == "policy")
+    policy = next(s for s in results.sparsity.values() if s["role"] == "policy")
     assert policy["weight_sparsity"] == pytest.approx(0.8, abs=0.02)
 
 
@@ -257,7 +258,7 @@ def test_sde_sac_is_refused() -> None:
 def test_ppo_without_shared_features_extractor_is_pruned(tmp_path) -> None:
     cfg = train_cfg([*fast("ppo", "cartpole"), "pruning.sparsity=0.5", "+algo.policy_kwargs.share_features_extractor=false"])
     results = run(cfg, tmp_path)
-    assert results["sparsity"]["pi"]["neuron_sparsity"] == pytest.approx(0.5)
+    assert results.sparsity["pi"]["neuron_sparsity"] == pytest.approx(0.5)
 
 
 def test_second_learn_with_the_same_callback_keeps_masks() -> None:
@@ -443,8 +444,8 @@ def test_scratch_trains_networks_built_at_the_final_widths(algo: str, env: str, 
     for net in prunable_nets(model):
         expected = [4, 2] if net.role == "policy" else [8, 4]
         assert [layer.n_neurons for layer in net.layers] == expected, net.name
-    policy = next(s for s in results["sparsity"].values() if s["role"] == "policy")
-    assert (policy["neurons"], policy["alive_neurons"], results["pruning_events"]) == (24, 6, 0)
+    policy = next(s for s in results.sparsity.values() if s["role"] == "policy")
+    assert (policy["neurons"], policy["alive_neurons"], results.pruning_events) == (24, 6, 0)
     assert policy["neuron_sparsity"] == pytest.approx(0.75) and policy["compact_weights"] < policy["weights"]
 
 

@@ -15,10 +15,10 @@ from omegaconf import OmegaConf
 from stable_baselines3 import PPO, SAC
 from typer.testing import CliRunner
 
-from prune_rl.checkpoint import CHECKPOINT_DIR, Interrupted, latest_checkpoint, write_checkpoint
+from prune_rl.runner.checkpoint import CHECKPOINT_DIR, Interrupted, latest_checkpoint, write_checkpoint
 from prune_rl.cli import app
 from prune_rl.sb3.timing import PhaseTimeCallback
-from prune_rl.train import run
+from prune_rl.runner.train import run
 
 from conftest import compose, fast, train_cfg
 
@@ -72,7 +72,7 @@ def test_a_run_stopped_by_a_signal_resumes_to_the_same_parameters_and_masks(
     whole = run(cfg, tmp_path / "whole")
     assert not (tmp_path / "whole" / CHECKPOINT_DIR).exists(), "a finished run keeps no checkpoint"
 
-    monkeypatch.setattr("prune_rl.train.PhaseTimeCallback", type("Signal", (_SignalAfter,), {"signum": signum}))
+    monkeypatch.setattr("prune_rl.runner.train.PhaseTimeCallback", type("Signal", (_SignalAfter,), {"signum": signum}))
     with pytest.raises(Interrupted) as stop:
         run(cfg, tmp_path / "stopped")
     assert stop.value.signum == signum and 0 < stop.value.timesteps < cfg.n_timesteps
@@ -82,12 +82,12 @@ def test_a_run_stopped_by_a_signal_resumes_to_the_same_parameters_and_masks(
 
     resumed = run(cfg, tmp_path / "stopped", resume=True)
     _same_run(tmp_path / "whole", tmp_path / "stopped", cls)
-    assert resumed["resumed"] and resumed["timesteps"] == whole["timesteps"]
-    assert resumed["sparsity"] == whole["sparsity"]
+    assert resumed.resumed and resumed.timesteps == whole.timesteps
+    assert resumed.sparsity == whole.sparsity
     if cfg.pruning.guard:  # the same decisions, the return watched across the stop
         same = ("kept", "reduced", "rejected", "deferred", "stopped", "decisions")
-        assert {k: resumed["guard"][k] for k in same} == {k: whole["guard"][k] for k in same}
-        assert whole["guard"]["kept"] + whole["guard"]["reduced"] >= 2
+        assert {k: resumed.guard[k] for k in same} == {k: whole.guard[k] for k in same}
+        assert whole.guard["kept"] + whole.guard["reduced"] >= 2
 
 
 def test_sigterm_kills_a_training_process_that_prune_rl_resume_finishes_exactly(tmp_path: Path) -> None:
@@ -165,7 +165,7 @@ def test_a_job_slurm_requeued_resumes_its_run_instead_of_refusing_the_directory(
 ) -> None:
     cfg = train_cfg(PPO_RUN)
     run(cfg, tmp_path / "whole")
-    monkeypatch.setattr("prune_rl.train.PhaseTimeCallback", _SignalAfter)
+    monkeypatch.setattr("prune_rl.runner.train.PhaseTimeCallback", _SignalAfter)
     with pytest.raises(Interrupted):
         run(cfg, tmp_path / "stopped")
     monkeypatch.undo()

@@ -13,8 +13,8 @@ from stable_baselines3 import PPO
 from typer.testing import CliRunner
 
 from prune_rl.cli import app
-from prune_rl.deploy import export_run
-from prune_rl.evaluate import evaluate_run
+from prune_rl.runner.export import export_run
+from prune_rl.runner.evaluate import evaluate_run
 from prune_rl.report import collect
 from prune_rl.report.tables import rows
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from prune_rl.checkpoint import latest_checkpoint
+from prune_rl.runner.checkpoint import latest_checkpoint
 from prune_rl.sb3.divergence import Diverged
 from prune_rl.sb3.timing import PhaseTimeCallback
-from prune_rl.train import run
+from prune_rl.runner.train import run
 
 from conftest import fast, train_cfg
 
@@ -29,7 +29,7 @@ class _PoisonAfter(PhaseTimeCallback):
 
 
 def test_a_nan_parameter_stops_the_run_before_it_is_checkpointed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("prune_rl.train.PhaseTimeCallback", _PoisonAfter)
+    monkeypatch.setattr("prune_rl.runner.train.PhaseTimeCallback", _PoisonAfter)
     cfg = train_cfg([*fast("ppo", "cartpole"), "n_timesteps=1024", "checkpoint.every=0.25"])
     with pytest.raises(Diverged, match=r"parameter mlp_extractor\.policy_net\.0\.weight is not finite at 320 timesteps"):
         run(cfg, tmp_path)

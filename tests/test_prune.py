@@ -19,11 +19,11 @@ from typer.testing import CliRunner
 
 from prune_rl.agent import find_vecnormalize, identify_algo, read_agent
 from prune_rl.app import compose_config, fine_tuning, prune_overrides
-from prune_rl.checkpoint import Interrupted
+from prune_rl.runner.checkpoint import Interrupted
 from prune_rl.cli import app
 from prune_rl.config import ConfigError, train_config
-from prune_rl.evaluate import evaluate_run
-from prune_rl.train import run
+from prune_rl.runner.evaluate import evaluate_run
+from prune_rl.runner.train import run
 
 from test_checkpoint import _SignalAfter
 
@@ -142,12 +142,12 @@ def test_a_pruned_fine_tuning_run_resumes_like_any_other(
     assert isinstance(composed, dict)
     cfg = train_config(fine_tuning(composed, ["n_timesteps=512"]))
     whole = run(cfg, tmp_path / "whole")
-    monkeypatch.setattr("prune_rl.train.PhaseTimeCallback", _SignalAfter)
+    monkeypatch.setattr("prune_rl.runner.train.PhaseTimeCallback", _SignalAfter)
     with pytest.raises(Interrupted):
         run(cfg, tmp_path / "stopped")
     monkeypatch.undo()
     resumed = run(cfg, tmp_path / "stopped", resume=True)
-    assert resumed["resumed"] and resumed["timesteps"] == whole["timesteps"] and resumed["sparsity"] == whole["sparsity"]
+    assert resumed.resumed and resumed.timesteps == whole.timesteps and resumed.sparsity == whole.sparsity
     first, second = (PPO.load(tmp_path / d / "model.zip", device="cpu") for d in ("whole", "stopped"))
     for key, value in first.policy.state_dict().items():
         torch.testing.assert_close(second.policy.state_dict()[key], value, rtol=0, atol=0, msg=key)

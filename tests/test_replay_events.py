@@ -10,7 +10,7 @@ import torch
 from omegaconf import OmegaConf
 
 from prune_rl.config import train_config
-from prune_rl.train import run
+from prune_rl.runner.train import run
 
 from conftest import compose, fast, load_script
 
@@ -28,7 +28,7 @@ def test_a_replayed_run_repeats_its_events_and_their_analysis_reads_them(tmp_pat
     out = tmp_path / "replay"
     saved = replay_events.replay(original, out, since=0, until=2**62)  # the whole run, every event saved
     again = json.loads((out / "run" / "results.json").read_text())
-    assert again["eval"] == results["eval"] and again["sparsity"] == results["sparsity"]  # step for step
+    assert again["eval"] == results.eval and again["sparsity"] == results.sparsity  # step for step
     assert len(saved) >= 2
     events = [torch.load(p) for p in saved]
     assert all(e["obs"].shape[1] == 4 and e["after"].keys() == e["before"].keys() for e in events)

@@ -13,7 +13,7 @@ from prune_rl.core import NeuronMask, PrunableNet, link_mirrors, mlp_layers
 from prune_rl.core.surgery import shrink_
 from prune_rl.methods import DSPConfig, DynamicStructuredPruner, RandomStructuredPruner
 from prune_rl.methods.base import PrunerConfig
-from prune_rl.train import run
+from prune_rl.runner.train import run
 
 from conftest import fast, tiny_mlp, train_cfg
 
@@ -151,10 +151,10 @@ def test_a_shrunk_run_acts_as_the_masked_run_and_saves_a_narrow_model(algo: str,
         models[shrink] = ALGO_CLASSES[algo].load(tmp_path / str(shrink) / "model.zip", device="cpu")  # plain SB3
     masks = [torch.load(tmp_path / str(shrink) / "masks.pt") for shrink in (False, True)]
     assert {k: v.tolist() for k, v in masks[0].items()} == {k: v.tolist() for k, v in masks[1].items()}
-    _same_stats(results[True]["sparsity"], results[False]["sparsity"])
+    _same_stats(results[True].sparsity, results[False].sparsity)
     n_params = [sum(p.numel() for p in models[shrink].policy.parameters()) for shrink in (False, True)]
     assert n_params[1] < n_params[0] / 2
-    widths = results[True]["widths"]
+    widths = results[True].widths
     deployed = next(iter(widths))
     assert widths[deployed] == [int(masks[1][f"{deployed}.{i}"].sum()) for i in range(2)]
 

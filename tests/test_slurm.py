@@ -24,7 +24,7 @@ import pytest
 
 from conftest import fast
 
-from prune_rl.checkpoint import latest_checkpoint
+from prune_rl.runner.checkpoint import latest_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAMS = ("munged", "slurmctld", "slurmd", "sbatch", "srun", "sinfo", "squeue", "scontrol", "scancel")

@@ -7,7 +7,7 @@ import torch
 from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 
 from prune_rl.config import ConfigError
-from prune_rl.train import run
+from prune_rl.runner.train import run
 
 from conftest import fast, train_cfg
 
@@ -30,7 +30,7 @@ def test_valid_pair_trains_and_writes_a_loadable_run(algo: str, env: str, tmp_pa
     model = ALGO_CLASSES[algo].load(tmp_path / "model.zip", device="cpu")  # plain SB3
     assert model.num_timesteps >= 256
     on_disk = json.loads((tmp_path / "results.json").read_text())
-    assert on_disk == json.loads(json.dumps(results))
+    assert on_disk == json.loads(json.dumps(results.to_dict()))
     for key in ("env_id", "algo", "seed", "timesteps", "wall_seconds"):
         assert key in on_disk
     assert on_disk["eval"]["n_episodes"] == 2 and on_disk["eval"]["std_return"] >= 0
@@ -59,8 +59,8 @@ def test_same_seed_same_result(tmp_path) -> None:
     overrides = [*fast("ppo", "cartpole"), "n_timesteps=512", "seed=5"]
     first = run(train_cfg(overrides), tmp_path / "a")
     second = run(train_cfg(overrides), tmp_path / "b")
-    assert first["eval"] == second["eval"]
-    assert first["sparsity"] == second["sparsity"]
+    assert first.eval == second.eval
+    assert first.sparsity == second.sparsity
     a = PPO.load(tmp_path / "a" / "model.zip").policy.state_dict()
     b = PPO.load(tmp_path / "b" / "model.zip").policy.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)

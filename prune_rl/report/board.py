@@ -17,8 +17,6 @@ Images tabs.
 
 from __future__ import annotations
 
-import csv
-import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +25,7 @@ import numpy as np
 
 from prune_rl.report.collect import RunRecord
 from prune_rl.report.plots import label
+from prune_rl.runner import rundir
 
 SCALARS = ("return", "neuron_sparsity", "width", "fps")
 TITLES = {"return": "mean return (evaluation)", "neuron_sparsity": "neuron sparsity (deployed network)",
@@ -46,14 +45,6 @@ def tag(task: str, name: str) -> str:
     return f"compare/{task}/{name}"
 
 
-def _progress(run: Path) -> list[dict[str, str]]:
-    path = run / "progress.csv"
-    if not path.is_file():
-        return []
-    with path.open() as f:
-        return [row for row in csv.DictReader(f) if row.get("time/total_timesteps")]
-
-
 def _column(rows: list[dict[str, str]], key: str) -> tuple[np.ndarray, np.ndarray]:
     kept = [(float(row["time/total_timesteps"]), float(row[key])) for row in rows if row.get(key)]
     return (np.array([s for s, _ in kept]), np.array([v for _, v in kept])) if kept else (np.empty(0), np.empty(0))
@@ -66,8 +57,8 @@ def run_series(record: RunRecord) -> Series:
     :param record: The run.
     :return: ``{scalar name: (timesteps, values)}`` for the names of :data:`SCALARS` the run has data for.
     """
-    results = json.loads((record.path / "results.json").read_text())
-    rows = _progress(record.path)
+    results = rundir.read_results(record.path)
+    rows = rundir.read_progress(record.path)
     steps, returns = record.curve
     final = float(results.get("timesteps", record.n_timesteps))
     out: Series = {"return": (np.append(steps, final), np.append(returns, record.final_return))}
@@ -131,7 +122,7 @@ def layout_summary(tasks: Sequence[str]):  # type: ignore[no-untyped-def]
 def _run_folder(record: RunRecord) -> str:
     """``dsp@0.95__seed0``; a run that fine-tuned a trained agent (``prune-rl prune``): ``dsp@0.95__tuned__seed0``."""
     method = "dense" if record.method == "none" else label(record)
-    tuned = json.loads((record.path / "results.json").read_text()).get("init_model")
+    tuned = rundir.read_results(record.path).get("init_model")
     return f"{method}{'__tuned' if tuned else ''}__seed{record.seed}"
 
 

@@ -6,16 +6,13 @@ depth below the paths given: a multirun folder, one run, several, or shell globs
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-RESULTS_FILE = "results.json"
+from prune_rl.runner import rundir
 
 
 @dataclass
@@ -66,39 +63,29 @@ def find_runs(paths: Sequence[str | Path]) -> list[Path]:
     for path in map(Path, paths):
         if not path.exists():
             raise ValueError(f"{path} does not exist")
-        candidates = [path / RESULTS_FILE] if (path / RESULTS_FILE).is_file() else path.rglob(RESULTS_FILE)
-        found.update(r.parent for r in candidates if (r.parent / "config.yaml").is_file())
+        found.update(rundir.find_finished(path))
     if not found:
-        raise ValueError(f"no run directory (with {RESULTS_FILE} and config.yaml) under {', '.join(map(str, paths))}")
+        where = ", ".join(map(str, paths))
+        raise ValueError(f"no run directory (with {rundir.RESULTS_FILE} and {rundir.CONFIG_FILE}) under {where}")
     return sorted(found)
 
 
 def _neurons(run: Path, layers: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """The deployed network's alive neurons at every row of ``progress.csv`` that logged them all."""
-    path = run / "progress.csv"
-    if not layers or not path.is_file():
+    if not layers:
         return np.empty(0), np.empty(0)
     steps, alive = [], []
-    with path.open() as f:
-        for row in csv.DictReader(f):
-            values = [row.get(f"prune/alive/{layer}") for layer in layers]
-            if all(values) and row.get("time/total_timesteps"):
-                steps.append(float(row["time/total_timesteps"]))
-                alive.append(sum(float(v) for v in values if v))
+    for row in rundir.read_progress(run):
+        values = [row.get(f"prune/alive/{layer}") for layer in layers]
+        if all(values):
+            steps.append(float(row["time/total_timesteps"]))
+            alive.append(sum(float(v) for v in values if v))
     return np.array(steps), np.array(alive)
 
 
 def _target(run: Path) -> float | str | None:
     """The run's ``pruning.sparsity`` from its ``config.yaml`` (a fraction, ``auto``, or ``None`` if absent)."""
-    import yaml
-
-    try:
-        config = yaml.safe_load((run / "config.yaml").read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{run / 'config.yaml'} does not read ({str(exc).splitlines()[0]})") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{run / 'config.yaml'} does not hold a run's config")
-    value = (config.get("pruning") or {}).get("sparsity")
+    value = (rundir.read_config_data(run).get("pruning") or {}).get("sparsity")
     return float(value) if isinstance(value, int | float) else "auto" if value == "auto" else None
 
 
@@ -109,7 +96,7 @@ def read_run(run: Path) -> RunRecord:
     :raises ValueError: If ``results.json`` does not read.
     """
     try:
-        results: dict[str, Any] = json.loads((run / RESULTS_FILE).read_text())
+        results = rundir.read_results(run)
         record = RunRecord(
             path=run,
             env=results["env_id"],
@@ -129,10 +116,9 @@ def read_run(run: Path) -> RunRecord:
         guard = results.get("guard")
         if guard:
             record.guard_share = float(guard["seconds"]) / max(float(results["wall_seconds"]), 1e-9)
-        evaluations = run / "evaluations.npz"
-        if evaluations.is_file():
-            data = np.load(evaluations)
-            record.curve = (data["timesteps"].astype(float), data["results"].mean(axis=1))
+        evaluations = rundir.read_evaluations(run)
+        if evaluations is not None:
+            record.curve = (evaluations["timesteps"].astype(float), evaluations["results"].mean(axis=1))
     except Exception as exc:  # any unreadable file of the run (JSON, YAML, CSV, npz): one line naming the run
         raise ValueError(f"{run} does not read as a run ({type(exc).__name__}: {exc})") from None
     return record

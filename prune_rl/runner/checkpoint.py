@@ -21,6 +21,7 @@ masks as one never stopped.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 import random
@@ -39,7 +40,15 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-CHECKPOINT_DIR = "checkpoint"
+from prune_rl.runner.rundir import CHECKPOINT_DIR, MODEL_FILE, VECNORMALIZE_FILE
+
+log = logging.getLogger(__name__)
+
+REPLAY_BUFFER_FILE = "replay_buffer.pkl"
+VENV_FILE = "venv.pkl"
+PRUNING_FILE = "pruning.pt"
+RNG_FILE = "rng.pt"
+STATE_FILE = "state.json"
 # SLURM's time limit and preemption, sbatch --signal, submitit's warning before a timeout or preemption, Ctrl-C
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGINT)
 
@@ -145,11 +154,11 @@ def write_checkpoint(run_dir: Path, model: BaseAlgorithm, env: VecEnv, states: d
     final, old = run_dir / CHECKPOINT_DIR, run_dir / f"{CHECKPOINT_DIR}.old"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    model.save(tmp / "model.zip")
+    model.save(tmp / MODEL_FILE)
     if isinstance(model, OffPolicyAlgorithm):
-        model.save_replay_buffer(tmp / "replay_buffer.pkl")
+        model.save_replay_buffer(tmp / REPLAY_BUFFER_FILE)
     if isinstance(env, VecNormalize):
-        env.save(str(tmp / "vecnormalize.pkl"))
+        env.save(str(tmp / VECNORMALIZE_FILE))
     venv = _inner(env)
     timer = vars(venv).pop("step_wait", None)  # PhaseTimeCallback's timer, an instance attribute: not the env's own
     try:
@@ -160,11 +169,11 @@ def write_checkpoint(run_dir: Path, model: BaseAlgorithm, env: VecEnv, states: d
         if timer is not None:
             venv.step_wait = timer  # type: ignore[method-assign]
     if blob is not None:
-        (tmp / "venv.pkl").write_bytes(blob)
-    torch.save(states.get("pruning"), tmp / "pruning.pt")
-    torch.save(save_rng(model), tmp / "rng.pt")
+        (tmp / VENV_FILE).write_bytes(blob)
+    torch.save(states.get("pruning"), tmp / PRUNING_FILE)
+    torch.save(save_rng(model), tmp / RNG_FILE)
     info = {k: v for k, v in states.items() if k != "pruning"}
-    (tmp / "state.json").write_text(json.dumps({**info, "timesteps": int(model.num_timesteps)}, indent=2) + "\n")
+    (tmp / STATE_FILE).write_text(json.dumps({**info, "timesteps": int(model.num_timesteps)}, indent=2) + "\n")
     if final.exists():
         os.replace(final, old)
     os.replace(tmp, final)
@@ -180,7 +189,7 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     """
     for name in (CHECKPOINT_DIR, f"{CHECKPOINT_DIR}.old"):
         folder = Path(run_dir) / name
-        if (folder / "state.json").is_file() and (folder / "model.zip").is_file():
+        if (folder / STATE_FILE).is_file() and (folder / MODEL_FILE).is_file():
             return folder
     return None
 
@@ -200,13 +209,13 @@ def load_env(folder: Path, fresh: VecEnv) -> tuple[VecEnv, bool]:
     :param fresh: A newly made training env for the run's config.
     :return: The env, and whether its environments are the saved ones (mid-episode, as they were).
     """
-    venv_file = folder / "venv.pkl"
+    venv_file = folder / VENV_FILE
     restored = venv_file.is_file()
     venv = pickle.loads(venv_file.read_bytes()) if restored else _inner(fresh)
     if restored:
         _inner(fresh).close()
     if isinstance(fresh, VecNormalize):
-        env = VecNormalize.load(str(folder / "vecnormalize.pkl"), venv)
+        env = VecNormalize.load(str(folder / VECNORMALIZE_FILE), venv)
         env.training = True
         return env, restored
     return venv, restored
@@ -255,3 +264,45 @@ class CheckpointCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         return not self.stopped  # False ends learn() right after the checkpoint
+
+
+def read_state(folder: Path) -> dict[str, Any]:
+    """
+    :param folder: A checkpoint (:func:`latest_checkpoint`).
+    :return: Its ``state.json``: timesteps done, seconds spent, the evaluations' schedule, where the run started.
+    """
+    return json.loads((folder / STATE_FILE).read_text())
+
+
+def load_pruning(folder: Path) -> dict[str, Any]:
+    """
+    :param folder: A checkpoint of a pruned run.
+    :return: The pruning callback's state it holds.
+    """
+    return torch.load(folder / PRUNING_FILE, weights_only=False)
+
+
+def load_checkpoint(folder: Path, algo: type[BaseAlgorithm], env: VecEnv, device: str) -> tuple[BaseAlgorithm, VecEnv]:
+    """
+    Load a checkpoint's model, environments, replay buffer and random states.
+
+    :param folder: The checkpoint.
+    :param algo: The run's algorithm class.
+    :param env: A newly made training env for the run's config (closed if the checkpoint holds its own).
+    :param device: Where the model goes.
+    :return: The model and its training env, as they were when the checkpoint was written.
+    :raises ValueError: If the model does not load (a corrupt zip), as :class:`prune_rl.config.ConfigError`.
+    """
+    from prune_rl.config import ConfigError
+
+    env, restored = load_env(folder, env)
+    if not restored:
+        log.warning("%s: the environments could not be saved; the resumed run starts new episodes", folder)
+    try:
+        model = algo.load(folder / MODEL_FILE, env=env, device=device, force_reset=not restored)
+    except Exception as exc:  # a corrupt zip: any reader error
+        raise ConfigError(f"{folder / MODEL_FILE} does not load ({str(exc).splitlines()[0]})") from None
+    if isinstance(model, OffPolicyAlgorithm):
+        model.load_replay_buffer(folder / REPLAY_BUFFER_FILE)
+    load_rng(torch.load(folder / RNG_FILE, weights_only=False), model)
+    return model, env

@@ -28,9 +28,9 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from prune_rl.config import ConfigError
 from prune_rl.environment import make_env
-from prune_rl.evaluate import load_run_config, load_run_model
 from prune_rl.report.cost import measure, onnx_weight_bytes, speedups
-from prune_rl.rundir import missing_file
+from prune_rl.runner import rundir
+from prune_rl.runner.build import build_model
 from prune_rl.sb3.c_export import c_actions, c_sources, compile_c, write_c
 from prune_rl.sb3.export import (
     DeployedPolicy,
@@ -40,11 +40,11 @@ from prune_rl.sb3.export import (
     quantize_onnx,
     widen_,
 )
-from prune_rl.train import MASKS_FILE, MODEL_FILE, VECNORMALIZE_FILE, build_model
 
-EXPORT_DIR = "export"
 CHECK_SEED = 30_000  # the check's env seed: apart from training (seed), evaluation (+10000) and PuRL's states
 FORMATS = ("onnx", "int8", "c")  # what --format accepts; the default writes every one that applies
+COMPACT_FILE = "compact.zip"
+CARD_FILE = "cost.json"
 FILES = {"onnx": ("policy.onnx",), "int8": ("policy.int8.onnx",), "c": ("policy.h", "policy.c", "policy_bench.c")}
 
 
@@ -165,7 +165,7 @@ def _masked_dense(cfg: Any, narrow: Any, run_dir: Path) -> Any:
     env = make_env(cfg.env, seed=cfg.seed, n_envs=1, training=False)
     try:
         dense = build_model(cfg, env)
-        widen_(dense, narrow, torch.load(run_dir / MASKS_FILE, map_location="cpu", weights_only=True), deployed_only=True)
+        widen_(dense, narrow, rundir.load_masks(run_dir), deployed_only=True)
     except ValueError as exc:
         raise ConfigError(f"{run_dir}: {exc}") from None
     finally:
@@ -210,21 +210,20 @@ def export_run(
     """
     _check_measurement(threads, repeats, episodes, min_run_time)
     run_dir = Path(run_dir)
-    missing = missing_file(run_dir)
+    missing = rundir.missing_file(run_dir)
     if missing is not None:
         raise ConfigError(f"{run_dir} is not a run directory: {missing} is missing")
-    if not (run_dir / MASKS_FILE).is_file():
-        raise ConfigError(f"{run_dir} has no {MASKS_FILE}: it is a dense run, with nothing to remove")
-    cfg = load_run_config(run_dir, lenient_pruning=True)
-    model = load_run_model(run_dir, cfg)
+    if not rundir.has_masks(run_dir):
+        raise ConfigError(f"{run_dir} has no {rundir.MASKS_FILE}: it is a dense run, with nothing to remove")
+    cfg = rundir.read_config(run_dir, lenient_pruning=True)
+    model = rundir.load_model(run_dir, cfg)
+    stats = rundir.vecnormalize_file(run_dir, cfg)
     vecnormalize = None
-    if cfg.env.normalize:
-        if not (run_dir / VECNORMALIZE_FILE).is_file():
-            raise ConfigError(f"{run_dir} trained with env.normalize but {VECNORMALIZE_FILE} is missing")
+    if stats is not None:
         try:
-            vecnormalize = load_vecnormalize(run_dir / VECNORMALIZE_FILE, model.observation_space)
+            vecnormalize = load_vecnormalize(stats, model.observation_space)
         except (OSError, EOFError, pickle.UnpicklingError, AttributeError) as exc:
-            raise ConfigError(f"{run_dir / VECNORMALIZE_FILE} does not load ({str(exc).splitlines()[0]})") from None
+            raise ConfigError(f"{stats} does not load ({str(exc).splitlines()[0]})") from None
 
     formats = _applicable(DeployedPolicy(model, vecnormalize), formats, run_dir)
     compact = compact_model(model)
@@ -232,13 +231,13 @@ def export_run(
     if cfg.pruning.shrink:  # model.zip holds the narrow networks: measure against the masked dense network they were
         model = _masked_dense(cfg, model, run_dir)
     dense_policy = DeployedPolicy(model, vecnormalize).eval()
-    out = run_dir / EXPORT_DIR
+    out = run_dir / rundir.EXPORT_DIR
     out.mkdir(exist_ok=True)
     for name in (n for f in FORMATS if f not in formats for n in FILES[f]):  # a format written before, not now
         (out / name).unlink(missing_ok=True)
-    compact.save(out / "compact.zip")
-    if vecnormalize is not None:
-        shutil.copyfile(run_dir / VECNORMALIZE_FILE, out / VECNORMALIZE_FILE)
+    compact.save(out / COMPACT_FILE)
+    if stats is not None:
+        shutil.copyfile(stats, out / stats.name)
 
     env = make_env(cfg.env, seed=cfg.seed + CHECK_SEED, n_envs=1, training=False)
     raw_env = env.venv if isinstance(env, VecNormalize) else env
@@ -272,8 +271,8 @@ def export_run(
                         dense_files.get("c"), **timing)  # fmt: skip
         compact_cost = measure(compact_policy, raw, compact_policy.n_params, files.get("onnx"), files.get("int8"),
                                files.get("c"), **timing)  # fmt: skip
-    dense["model_bytes"] = (run_dir / MODEL_FILE).stat().st_size
-    compact_cost["model_bytes"] = (out / "compact.zip").stat().st_size
+    dense["model_bytes"] = rundir.model_file(run_dir).stat().st_size
+    compact_cost["model_bytes"] = (out / COMPACT_FILE).stat().st_size
     card = {
         "run": str(run_dir),
         "env_id": cfg.env.id,
@@ -292,7 +291,7 @@ def export_run(
     }
     if int8 is not None:
         card["int8"] = int8
-    (out / "cost.json").write_text(json.dumps(card, indent=2) + "\n")
+    (out / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     return card
 
 
@@ -348,6 +347,11 @@ def _runtime_line(card: dict[str, Any], name: str) -> str:
         f"{name} {compact['latency_us']['median']:.2f} us (dense {dense['latency_us']['median']:.2f}, "
         f"{speed['latency']:.1f}x) / {compact['batch_ms']['median']:.3f} ms ({speed['batch']:.1f}x)"
     )
+
+
+def written_files(card: dict[str, Any]) -> list[str]:
+    """:return: The files :func:`export_run` wrote into ``RUN_DIR/export/`` (besides a copy of the statistics)."""
+    return [COMPACT_FILE, *(name for f in card["formats"] for name in FILES[f]), CARD_FILE]
 
 
 def summary_line(card: dict[str, Any]) -> str:
