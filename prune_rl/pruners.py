@@ -4,6 +4,7 @@
 lives in :mod:`prune_rl.sb3.purl` and joins them here, above both layers.
 """
 
+from prune_rl.methods import OLD_NAMES as OLD_NAMES
 from prune_rl.methods import PRUNERS as TORCH_PRUNERS
 from prune_rl.methods import Pruner
 from prune_rl.sb3.purl import PuRLPruner, PuRLWeightPruner

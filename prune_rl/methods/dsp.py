@@ -40,7 +40,8 @@ from prune_rl.core import (
     layer_quota,
 )
 from prune_rl.core.importance import probe_activations
-from prune_rl.methods.base import ProbeFn, PrunerConfig, check_choice
+from prune_rl.config import PrunerConfig, check_choice
+from prune_rl.methods.base import ProbeFn
 from prune_rl.methods.structured import StructuredPruner
 
 MAX_WEIGHT = 10.0  # importance weights are clipped to [1 / MAX_WEIGHT, MAX_WEIGHT]

@@ -12,7 +12,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.utils import obs_as_tensor
 
-from prune_rl.methods.base import PROBE_WINDOWS
+from prune_rl.config import PROBE_WINDOWS
 from prune_rl.sb3.adapters import policy_adapter
 
 T = TypeVar("T")
