@@ -32,7 +32,7 @@ from prune_rl.evaluate import load_run_config, load_run_model
 from prune_rl.report.cost import measure, onnx_weight_bytes, speedups
 from prune_rl.rundir import missing_file
 from prune_rl.sb3.c_export import c_actions, c_sources, compile_c, write_c
-from prune_rl.sb3.export import (
+from prune_rl.sb3.deployed import (
     DeployedPolicy,
     compact_model,
     export_onnx,

@@ -41,7 +41,7 @@ from prune_rl.rundir import atomic, missing_file
 from prune_rl.sb3.callback import PruningCallback
 from prune_rl.sb3.networks import net_arch, prunable_nets
 from prune_rl.sb3.divergence import DivergenceCallback, Diverged, distribution_error
-from prune_rl.sb3.export import widen_
+from prune_rl.sb3.deployed import widen_
 from prune_rl.sb3.timing import PhaseTimeCallback
 
 log = logging.getLogger(__name__)

@@ -73,7 +73,6 @@ def compact_model(model: BaseAlgorithm) -> BaseAlgorithm:
 
 
 @torch.no_grad()
-@torch.no_grad()
 def widen_(dense: BaseAlgorithm, narrow: BaseAlgorithm, masks: dict[str, torch.Tensor], deployed_only: bool = False) -> None:
     """
     Give a model built at the dense widths the networks of a model shrunk during training, their removed neurons as
