@@ -1,4 +1,7 @@
-"""The interface every pruning method implements, and the keys every method shares.
+"""The interface every pruning method implements.
+
+The keys every method shares, :class:`prune_rl.config.PrunerConfig`, are plain config (no torch), so that
+composing and reading a config does not import the methods.
 
 A :class:`Pruner` is pure PyTorch: it is set up on the prunable networks' neuron groups
 (:class:`prune_rl.core.PrunableNet`), is told the training progress, may regularize between gradient phases,
