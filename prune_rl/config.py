@@ -346,12 +346,11 @@ def pruning_config(data: dict[str, Any]) -> PrunerConfig:
 
     data = legacy_pruning(dict(data))
     method = data.get("method") or data.get("name", "none")
-    if method in OLD_NAMES:  # a run made before the method was renamed: its name (and run names) stay
-        method = data["method"] = OLD_NAMES[method]
     if method == "none":
         return _build(PrunerConfig, {k: v for k, v in data.items() if k in ("name", "method")}, "pruning")
     if method not in PRUNERS:
-        raise ConfigError(f"unknown pruning method {method!r} (known: none, {', '.join(PRUNERS)})")
+        known = ", ".join(name for name in PRUNERS if name not in OLD_NAMES)
+        raise ConfigError(f"unknown pruning method {method!r} (known: none, {known})")
     return _build(PRUNERS[method].config_class, data, "pruning")
 
 

@@ -11,3 +11,4 @@ from prune_rl.sb3.purl import PuRLPruner, PuRLWeightPruner
 
 PRUNERS: dict[str, type[Pruner]] = {**TORCH_PRUNERS, "purl": PuRLPruner, "purl_unstructured": PuRLWeightPruner}
 """``pruning.method`` -> the class; each class names its config dataclass in ``config_class``."""
+PRUNERS.update({old: PRUNERS[new] for old, new in OLD_NAMES.items()})  # runs made before a rename, and users, still read
