@@ -32,7 +32,7 @@ def train(ctx: typer.Context) -> None:
     Examples:
       prune-rl train                          PPO on CartPole-v1, pruned (default)
       prune-rl train env=hopper pruning=none  dense PPO on Hopper-v5
-      prune-rl train pruning=l1_structured    another method (README: Pruning methods)
+      prune-rl train pruning=l2_structured    another method (README: Pruning methods)
       prune-rl train env=lunarlander algo=dqn seed=3 n_timesteps=200000
       prune-rl train -m env=cartpole,lunarlander seed=0,1,2
       prune-rl train -m seed=0,1 hydra/launcher=joblib
@@ -74,7 +74,7 @@ def prune(
     \b
     Examples:
       prune-rl prune logs/ppo/CartPole-v1_1/CartPole-v1.zip                  95% of the policy's neurons
-      prune-rl prune agent.zip env=lunarlander pruning=l1_structured n_timesteps=50000
+      prune-rl prune agent.zip env=lunarlander pruning=l2_structured n_timesteps=50000
       prune-rl prune sac_hopper.zip env=hopper --vecnormalize stats.pkl pruning=magnitude
       prune-rl prune -m agent.zip env=cartpole pruning=dsp,magnitude,none seed=0,1
     """

@@ -2,7 +2,9 @@
 
 Hydra composes YAML; :func:`train_config` turns the composed config into these dataclasses once, at the
 entry point. Code below it receives dataclasses, never a ``DictConfig``. The ``pruning`` section becomes the
-config dataclass of the chosen method (:data:`prune_rl.pruners.PRUNERS`), which checks its own values.
+config dataclass of the chosen method (:data:`prune_rl.pruners.PRUNERS`), which checks its own values; the keys
+every method shares are :class:`PrunerConfig`, here. Importing this module imports neither torch nor SB3 (``prune-rl
+--help`` and composing a config stay cheap): the methods are imported when a ``pruning`` section is built.
 Fractions of training (``begin``, ``end``, ``interval``) are in ``[0, 1]``; sparsity is the fraction *removed*.
 """
 
@@ -11,15 +13,96 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-from prune_rl.methods import PrunerConfig
-from prune_rl.pruners import PRUNERS
 
 
 class ConfigError(ValueError):
     """An invalid configuration; its message is shown to the user as one line."""
+
+
+PROBE_WINDOWS = ("rollout", "interval", "recent")
+AUTO = "auto"
+"""``sparsity: auto``: cut the deployed network as far as the guard lets it (``prune_rl.sb3.guard``)."""
+
+
+@dataclass
+class PrunerConfig:
+    """
+    Keys every pruning method shares (``conf/pruning/*.yaml``).
+
+    :param name: The option's name, used in run names (``dsp``, ``magnitude``, or a recipe's own name).
+    :param method: Key of :data:`prune_rl.pruners.PRUNERS` that implements it (default: ``name``).
+    :param sparsity: Final sparsity of the deployed network (policy, Q-network, actor), or ``auto``: as far as the
+        guard allows.
+    :param value_sparsity: Final sparsity of value and critic networks.
+    :param begin: Fraction of training where pruning starts.
+    :param end: Fraction of training where the final sparsity is reached (fine-tuning after it).
+    :param interval: Fraction of training between pruning events.
+    :param schedule: Shape of the sparsity schedule between ``begin`` and ``end``: ``cubic`` (Zhu & Gupta 2017) or
+        ``geometric`` (every event removes the same share of what is left).
+    :param min_neurons: Neurons a hidden layer always keeps.
+    :param probe_size: Recent states a pruning event may score (and repair) its cut on.
+    :param probe_window: Where an on-policy algorithm's probe states come from: ``rollout`` (the last rollout
+        before the event), ``interval`` (a uniform sample of every rollout since the previous event) or ``recent``
+        (the last ``probe_size`` states). Off-policy algorithms sample their replay buffer either way.
+    :param shrink: Rebuild the networks narrower after every cut, so that training gets cheaper as they shrink
+        (methods whose removed neurons never come back; see :attr:`Pruner.shrinks`).
+    :param guard: Keep a cut only if it changes the deployed policy's actions on the probe states by at most
+        ``tolerance``, and cut again only once the training return has recovered to within ``tolerance`` of its
+        level before the last cut (``prune_rl.sb3.guard``).
+    :param tolerance: The guard's budget: a share of the policy's behaviour (actions changed, or action variance
+        lost) per cut, and a share of the return (or of its range, where returns are negative) between cuts.
+    """
+
+    name: str = "none"
+    method: str = ""
+    sparsity: float | str = 0.95
+    value_sparsity: float = 0.5
+    begin: float = 0.1
+    end: float = 0.75
+    interval: float = 0.02
+    schedule: str = "cubic"
+    min_neurons: int = 2
+    probe_size: int = 2048
+    probe_window: str = "rollout"
+    shrink: bool = False
+    guard: bool = True
+    tolerance: float = 0.05
+
+    def __post_init__(self) -> None:
+        self.method = self.method or self.name
+        if self.method == "none":
+            return
+        for key in ("begin", "end", "interval"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ValueError(f"pruning.{key} must be a fraction of training in [0, 1], got {getattr(self, key)}")
+        if self.begin >= self.end:
+            raise ValueError(f"pruning.begin ({self.begin}) must be before pruning.end ({self.end})")
+        if self.sparsity == AUTO and not self.guard:
+            raise ValueError("pruning.sparsity=auto needs the guard (pruning.guard=true): it decides how far to cut")
+        for key in ("sparsity", "value_sparsity"):
+            value = getattr(self, key)
+            if (key, value) != ("sparsity", AUTO) and not (isinstance(value, int | float) and 0.0 <= value < 1.0):
+                allowed = "[0, 1) or auto" if key == "sparsity" else "[0, 1)"
+                raise ValueError(f"pruning.{key} must be in {allowed}, got {value}")
+        if not 0.0 < self.tolerance < 1.0:
+            raise ValueError(f"pruning.tolerance must be in (0, 1), got {self.tolerance}")
+        if self.min_neurons < 1:
+            raise ValueError(f"pruning.min_neurons must be >= 1, got {self.min_neurons}")
+        if self.probe_size < 1:
+            raise ValueError(f"pruning.probe_size must be >= 1, got {self.probe_size}")
+        from prune_rl.core.schedule import SCHEDULES  # here: importing this module must not import torch
+
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("probe_window", self.probe_window, PROBE_WINDOWS)
+
+
+def check_choice(key: str, value: str, known: Sequence[str] | dict[str, Any]) -> None:
+    """Raise a one-line ``ValueError`` naming ``pruning.<key>`` if ``value`` is not one of ``known``."""
+    if value not in known:
+        raise ValueError(f"unknown pruning.{key} {value!r} (known: {', '.join(known)})")
 
 
 @dataclass
@@ -259,12 +342,15 @@ def pruning_config(data: dict[str, Any]) -> PrunerConfig:
     :return: ``PrunerConfig`` for dense runs, the method's own subclass otherwise.
     :raises ConfigError: On an unknown method, unknown keys or invalid values.
     """
+    from prune_rl.pruners import OLD_NAMES, PRUNERS  # here: the methods import torch (and PuRL SB3)
+
     data = legacy_pruning(dict(data))
     method = data.get("method") or data.get("name", "none")
     if method == "none":
         return _build(PrunerConfig, {k: v for k, v in data.items() if k in ("name", "method")}, "pruning")
     if method not in PRUNERS:
-        raise ConfigError(f"unknown pruning method {method!r} (known: none, {', '.join(PRUNERS)})")
+        known = ", ".join(name for name in PRUNERS if name not in OLD_NAMES)
+        raise ConfigError(f"unknown pruning method {method!r} (known: none, {known})")
     return _build(PRUNERS[method].config_class, data, "pruning")
 
 

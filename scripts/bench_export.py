@@ -41,7 +41,7 @@ from torch import nn
 from prune_rl.core import NeuronMask
 from prune_rl.runner.export import FORMATS, export_run, observations, write_formats
 from prune_rl.report.cost import measure, speedups
-from prune_rl.sb3.export import DeployedPolicy, compact_model
+from prune_rl.sb3.deployed import DeployedPolicy, compact_model
 from prune_rl.sb3.networks import prunable_nets
 
 RUNTIME_NAMES = {"torch": "torch", "onnxruntime": "onnxruntime", "onnxruntime_int8": "onnxruntime int8", "c": "C"}

@@ -36,7 +36,8 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from prune_rl.config import TrainConfig
 from prune_rl.environment import make_env
-from prune_rl.core import COMPENSATIONS, IMPORTANCES, HiddenLayer, NeuronMask, distill_, fold_, select_alive
+from prune_rl.core import FOLDS as COMPENSATIONS  # the folds, by their old name here
+from prune_rl.core import IMPORTANCES, HiddenLayer, NeuronMask, distill_, fold_, select_alive
 from prune_rl.core.importance import probe_activations
 from prune_rl.sb3.networks import prunable_nets
 from prune_rl.sb3.probe import Probe

@@ -13,7 +13,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from prune_rl.runner.export import observations
 from prune_rl.sb3.c_export import c_actions, c_float, c_sources, compile_c, write_c
-from prune_rl.sb3.export import DeployedPolicy, compact_model, export_onnx
+from prune_rl.sb3.deployed import DeployedPolicy, compact_model, export_onnx
 
 from test_export import CASES, _masked, _observations
 

@@ -197,3 +197,48 @@ def test_compose_from_parallel_threads() -> None:
     with ThreadPoolExecutor(max_workers=len(envs)) as pool:
         names = list(pool.map(lambda env: compose([f"env={env}"]).env.name, envs))
     assert names == envs
+
+
+@pytest.mark.parametrize("method", [{"method": "l1_structured"}, {}])
+def test_a_run_made_when_l2_structured_was_named_l1_structured_still_reads(method: dict) -> None:
+    from prune_rl.methods import L2StructuredPruner
+    from prune_rl.pruners import PRUNERS
+
+    data = OmegaConf.to_container(compose(["pruning=l1_structured"]), resolve=True)
+    assert isinstance(data, dict)
+    old = {"name": "l1_structured", "sparsity": 0.95, "begin": 0.1, "end": 0.75, "shrink": True, **method}  # as written
+    cfg = train_config({**data, "pruning": old})
+    assert (cfg.pruning.name, cfg.pruning.method, cfg.pruning.shrink) == ("l1_structured", "l1_structured", True)
+    assert PRUNERS[cfg.pruning.method] is L2StructuredPruner and type(cfg.pruning) is L2StructuredPruner.config_class
+    assert cfg.run_name == "cartpole__ppo__l1_structured__seed0"
+
+
+def test_the_old_name_l1_structured_still_works_on_the_command_line() -> None:
+    old, new = train_cfg(["pruning=l1_structured"]), train_cfg(["pruning=l2_structured"])
+    assert (old.pruning.name, old.pruning.method, new.pruning.method) == ("l1_structured", "l1_structured", "l2_structured")
+    assert old.run_name == "cartpole__ppo__l1_structured__seed0" and new.run_name == "cartpole__ppo__l2_structured__seed0"
+    assert {**vars(old.pruning), "name": "l2_structured", "method": "l2_structured"} == vars(new.pruning)
+    with pytest.raises(ConfigError, match=r"known: none, dsp, l2_structured, random_structured") as info:
+        train_cfg(["pruning.method=l3_structured"])
+    assert "l1_structured" not in str(info.value)  # the old name is read, not offered
+
+
+def test_the_config_module_composing_and_help_import_neither_torch_nor_sb3() -> None:
+    import subprocess
+    import sys
+
+    heavy = "print(sorted(m for m in ('torch', 'stable_baselines3', 'sb3_contrib') if m in sys.modules))"
+    compose_default = f"import sys, prune_rl.config; from prune_rl.app import compose_config; compose_config(); {heavy}"
+    cli_help = (  # python -m prune-rl.cli --help, then prune-rl train --help
+        "import runpy, sys\n"
+        "for argv in (['--help'], ['train', '--help']):\n"
+        "    sys.argv = ['prune-rl', *argv]\n"
+        "    try:\n"
+        "        runpy.run_module('prune_rl.cli', run_name='__main__')\n"
+        "    except SystemExit as exc:\n"
+        "        assert exc.code == 0, exc.code\n"
+        f"{heavy}"
+    )
+    for code in (compose_default, cli_help):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        assert out.strip().splitlines()[-1] == "[]", code

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from prune_rl.cli import app
 from prune_rl.core import NeuronMask, PrunableNet, mlp_layers
 from prune_rl.core.surgery import shrink_
-from prune_rl.sb3.export import DeployedPolicy, compact_model, export_onnx
+from prune_rl.sb3.deployed import DeployedPolicy, compact_model, export_onnx
 from prune_rl.sb3.networks import prunable_nets
 
 from conftest import fast, tiny_mlp

@@ -23,7 +23,7 @@ from prune_rl.methods import (
 
 from conftest import tiny_mlp
 
-STRUCTURED = ["dsp", "l1_structured", "random_structured"]
+STRUCTURED = ["dsp", "l2_structured", "random_structured"]
 UNSTRUCTURED = ["magnitude", "global_magnitude"]
 EVENTS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75]
 
@@ -195,7 +195,7 @@ def test_a_restored_unstructured_pruner_keeps_masking_gradients() -> None:
         assert torch.all(mask.linear.weight[~mask.alive] == 0)
 
 
-@pytest.mark.parametrize(("method", "other"), [("l1_structured", "magnitude"), ("magnitude", "l1_structured")])
+@pytest.mark.parametrize(("method", "other"), [("l2_structured", "magnitude"), ("magnitude", "l2_structured")])
 def test_masks_of_another_kind_are_refused(method: str, other: str) -> None:
     setup = Setup()
     pruner = PRUNERS[method](_config(method))
@@ -217,10 +217,10 @@ def test_random_structured_is_reproducible_with_its_seed() -> None:
     assert any(not torch.equal(a[k], c[k]) for k in a)
 
 
-def test_l1_structured_keeps_the_largest_groups() -> None:
+def test_l2_structured_keeps_the_largest_groups() -> None:
     setup = Setup()
     norms = [layer.group_norms().detach() for layer in setup.nets[0].layers]
-    pruner = _pruner("l1_structured", setup)
+    pruner = _pruner("l2_structured", setup)
     pruner.step(0.75, setup.probe)
     for layer, norm in zip(setup.nets[0].layers, norms, strict=True):
         kept = pruner.masks()[layer.name]
@@ -272,7 +272,7 @@ def test_dsp_regularizer_shrinks_groups_and_logs_its_penalty() -> None:
 
 def test_schedule_position_comes_from_the_progress_it_is_told() -> None:
     setup = Setup()
-    pruner = _pruner("l1_structured", setup)
+    pruner = _pruner("l2_structured", setup)
     assert not pruner.due(0.05) and pruner.due(0.1)
     pruner.step(0.1, setup.probe)
     assert not pruner.due(0.15) and pruner.due(0.2)

@@ -4,7 +4,7 @@ Nothing in this package imports Stable-Baselines3, Hydra or gymnasium.
 Conventions: "sparsity" is always the fraction *removed* (0 = dense, 1 = empty).
 """
 
-from prune_rl.core.compensation import COMPENSATIONS, fold_, fold_linear_, fold_mean_, mean_activations
+from prune_rl.core.fold import FOLDS, fold_, fold_linear_, fold_mean_, mean_activations
 from prune_rl.core.distill import distill_, output_loss
 from prune_rl.core.fan_in import FanInLR, fan_in_scales
 from prune_rl.core.groups import HiddenLayer, PrunableNet, compact_weight_count, link_mirrors, mlp_layers
@@ -24,7 +24,7 @@ from prune_rl.core.weight_mask import WeightMask, global_magnitude_keep, magnitu
 __all__ = [
     "ALLOCATIONS",
     "ANCHORS",
-    "COMPENSATIONS",
+    "FOLDS",
     "IMPORTANCES",
     "SCHEDULES",
     "CubicSparsity",

@@ -1,6 +1,6 @@
 """Repair a cut by regressing the pruned networks' outputs back to their outputs before the cut.
 
-A fold (:mod:`prune_rl.core.compensation`) restores, by least squares, the *next layer's input* from the kept
+A fold (:mod:`prune_rl.core.fold`) restores, by least squares, the *next layer's input* from the kept
 neurons, one layer at a time. What the agent acts on is the network's *output*, and the error of each layer's
 fold passes through the nonlinearities of the layers after it. :func:`distill_` fits the narrowed networks as a
 whole to the outputs the networks gave before the cut, on the same recent states, with a few full-batch Adam

@@ -14,7 +14,7 @@ activation), while a ``probe`` callable runs the network forward.
   output energy when the neuron is removed (Molchanov et al. 2017, "Pruning Convolutional Neural Networks
   for Resource Efficient Inference", arXiv 1611.06440, with the output energy standing in for a task loss).
 - ``reconstruction``: a ranking by greedy least-squares selection: the neurons that, together, best reconstruct
-  the next layer's input ``W_out a(x)`` on recent states, for cuts compensated by ``fold_linear_`` (see
+  the next layer's input ``W_out a(x)`` on recent states, for cuts folded by ``fold_linear_`` (see
   :func:`reconstruction_importance`).
 """
 

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import torch
 
 from prune_rl.core import (
-    COMPENSATIONS,
+    FOLDS,
     IMPORTANCES,
     FanInLR,
     GroupLasso,
@@ -40,7 +40,8 @@ from prune_rl.core import (
     layer_quota,
 )
 from prune_rl.core.importance import probe_activations
-from prune_rl.methods.base import ProbeFn, PrunerConfig, check_choice
+from prune_rl.config import PrunerConfig, check_choice
+from prune_rl.methods.base import ProbeFn
 from prune_rl.methods.structured import StructuredPruner
 
 MAX_WEIGHT = 10.0  # importance weights are clipped to [1 / MAX_WEIGHT, MAX_WEIGHT]
@@ -67,7 +68,7 @@ class RepairConfig:
     fan_in_lr: float = 0.0
 
     def __post_init__(self) -> None:
-        check_choice("repair.fold", self.fold, COMPENSATIONS)
+        check_choice("repair.fold", self.fold, FOLDS)
         if self.distill_steps < 0 or self.distill_lr <= 0:
             raise ValueError(
                 f"pruning.repair: need distill_steps >= 0 and distill_lr > 0, got {self.distill_steps}, {self.distill_lr}"

@@ -4,9 +4,10 @@
 the alive neurons and keeps each layer's best ``1 - s(t)`` share (at least ``min_neurons``), where ``s(t)`` is the
 network's scheduled sparsity; removal is permanent. Subclasses say how neurons are scored:
 
-- ``l1_structured``: the L2 norm of the neuron's group (incoming weights, bias, outgoing weights), with no
+- ``l2_structured``: the L2 norm of the neuron's group (incoming weights, bias, outgoing weights), with no
   regularizer: structured magnitude pruning (Li et al. 2017, "Pruning Filters for Efficient ConvNets",
-  arXiv 1608.08710, on neurons instead of filters, on the gradual schedule).
+  arXiv 1608.08710, on neurons instead of filters, on the gradual schedule). Its old name, ``l1_structured``, is
+  still read.
 - ``random_structured``: uniformly random neurons, from the pruner's own seeded generator: the floor every
   method must beat.
 - ``dsp`` (:mod:`prune_rl.methods.dsp`) adds its regularizer, data-driven importance and repair steps.
@@ -187,12 +188,16 @@ class StructuredPruner(Pruner):
         self.thresholds = dict(state.get("thresholds", {}))
 
 
-class L1StructuredPruner(StructuredPruner):
+class L2StructuredPruner(StructuredPruner):
     """Whole neurons by the L2 norm of their weight group, on the gradual schedule, with no regularizer."""
 
     def score(self, layers: list[HiddenLayer], probe: ProbeFn) -> list[torch.Tensor]:
         """:return: ``||theta_j||_2`` of every neuron's group."""
         return magnitude_importance(layers)
+
+
+L1StructuredPruner = L2StructuredPruner
+"""The old name of :class:`L2StructuredPruner` (deprecated: it ranks by the L2 norm)."""
 
 
 class RandomStructuredPruner(StructuredPruner):

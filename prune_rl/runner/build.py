@@ -21,7 +21,7 @@ from prune_rl.methods import Pruner
 from prune_rl.pruners import PRUNERS
 from prune_rl.registry import ACTION_SPACES, ALGOS, algo_kwargs
 from prune_rl.runner import rundir
-from prune_rl.sb3.export import widen_
+from prune_rl.sb3.deployed import widen_
 from prune_rl.sb3.networks import net_arch, prunable_nets
 
 log = logging.getLogger(__name__)

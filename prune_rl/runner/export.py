@@ -32,7 +32,7 @@ from prune_rl.report.cost import measure, onnx_weight_bytes, speedups
 from prune_rl.runner import rundir
 from prune_rl.runner.build import build_model
 from prune_rl.sb3.c_export import c_actions, c_sources, compile_c, write_c
-from prune_rl.sb3.export import (
+from prune_rl.sb3.deployed import (
     DeployedPolicy,
     compact_model,
     export_onnx,

@@ -1,6 +1,6 @@
 """The deterministic policy as dependency-free C99: ``policy.h`` and ``policy.c``, weights as ``static const float``.
 
-:func:`c_sources` writes what :class:`prune_rl.sb3.export.DeployedPolicy` computes (and ``policy.onnx`` holds) as
+:func:`c_sources` writes what :class:`prune_rl.sb3.deployed.DeployedPolicy` computes (and ``policy.onnx`` holds) as
 one C function, ``void policy_act(const float obs[POLICY_OBS_DIM], float act[POLICY_ACT_DIM])``: VecNormalize's
 ``clip((obs - mean) / sqrt(var + eps), -clip_obs, clip_obs)``, the Linear layers at their stored widths with their
 activations, and SB3's action post-processing (argmax written as ``act[0]``; clipping to the bounds; rescaling of
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prune_rl.sb3.export import DeployedPolicy
+from prune_rl.sb3.deployed import DeployedPolicy
 
 HEADER, SOURCE, BENCH = "policy.h", "policy.c", "policy_bench.c"
 

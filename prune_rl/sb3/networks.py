@@ -1,46 +1,17 @@
-"""Which Linear layers of which SB3 policy form neuron groups, and the net_arch that rebuilds them at other widths.
+"""Which Linear layers of an SB3 model form neuron groups, and the net_arch that rebuilds them at other widths.
 
-Supported MLP policies (SB3 >= 2.0, where ``net_arch`` has no shared layers):
-
-========  ===========================================  ===============================
-algo      deployed network (role ``policy``)           value networks (role ``value``)
-========  ===========================================  ===============================
-PPO/A2C   ``mlp_extractor.policy_net`` + ``action_net``  ``mlp_extractor.value_net`` + ``value_net``
-DQN       ``q_net.q_net`` (target: ``q_net_target``)     --
-SAC, TQC  ``actor.latent_pi`` + ``mu``, ``log_std``      ``critic.qf*`` (targets: ``critic_target``)
-TD3       ``actor.mu`` (target: ``actor_target``)        ``critic.qf*`` (targets: ``critic_target``)
-========  ===========================================  ===============================
+Each policy class's networks are described once, by its adapter (:mod:`prune_rl.sb3.adapters`); these functions
+take a whole model.
 """
 
 from __future__ import annotations
 
 import torch
-from gymnasium import spaces
-from sb3_contrib.tqc.policies import TQCPolicy
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.policies import ActorCriticPolicy
-from stable_baselines3.dqn.policies import DQNPolicy
-from stable_baselines3.sac.policies import SACPolicy
-from stable_baselines3.td3.policies import TD3Policy
 
-from prune_rl.core.groups import PrunableNet, link_mirrors, mlp_layers
+from prune_rl.core.groups import PrunableNet
 from prune_rl.core.surgery import pad_keep
-
-
-def _net(
-    name: str, role: str, body: torch.nn.Module, heads: list[torch.nn.Module] | None = None, discrete: bool = False
-) -> PrunableNet:
-    layers, linears = mlp_layers(name, body, heads)
-    return PrunableNet(name=name, role=role, layers=layers, linears=linears, discrete=discrete)
-
-
-def _critics(policy: SACPolicy | TD3Policy | TQCPolicy) -> list[PrunableNet]:
-    nets = []
-    for i, (qf, qf_target) in enumerate(zip(policy.critic.q_networks, policy.critic_target.q_networks, strict=True)):
-        online = _net(f"qf{i}", "value", qf)
-        link_mirrors(online, _net(f"qf{i}_target", "value", qf_target))
-        nets.append(online)
-    return nets
+from prune_rl.sb3.adapters import policy_adapter
 
 
 def prunable_nets(model: BaseAlgorithm) -> list[PrunableNet]:
@@ -50,27 +21,7 @@ def prunable_nets(model: BaseAlgorithm) -> list[PrunableNet]:
     :param model: A PPO, A2C, DQN, SAC, TD3 or TQC model with an MLP policy.
     :return: The networks, deployed network first.
     """
-    policy = model.policy
-    if isinstance(policy, ActorCriticPolicy):
-        extractor = policy.mlp_extractor
-        return [
-            _net("pi", "policy", extractor.policy_net, [policy.action_net], isinstance(policy.action_space, spaces.Discrete)),
-            _net("vf", "value", extractor.value_net, [policy.value_net]),
-        ]
-    if isinstance(policy, DQNPolicy):
-        q = _net("q", "policy", policy.q_net.q_net, discrete=True)
-        link_mirrors(q, _net("q_target", "policy", policy.q_net_target.q_net, discrete=True))
-        return [q]
-    if isinstance(policy, SACPolicy | TQCPolicy):
-        if policy.actor.use_sde:
-            raise ValueError(f"neuron pruning does not support {type(model).__name__} with gSDE (use_sde=True)")
-        actor = _net("actor", "policy", policy.actor.latent_pi, [policy.actor.mu, policy.actor.log_std])  # type: ignore[list-item]
-        return [actor, *_critics(policy)]
-    if isinstance(policy, TD3Policy):
-        actor = _net("actor", "policy", policy.actor.mu)
-        link_mirrors(actor, _net("actor_target", "policy", policy.actor_target.mu))
-        return [actor, *_critics(policy)]
-    raise ValueError(f"no neuron groups known for policy {type(policy).__name__}")
+    return policy_adapter(model.policy).prunable_nets()
 
 
 def activation(model: BaseAlgorithm) -> torch.nn.Module:
@@ -106,14 +57,7 @@ def net_arch(model: BaseAlgorithm, widths: dict[str, list[int]]) -> list[int] | 
     :param widths: ``{net name: [width per hidden layer]}`` for the names :func:`prunable_nets` gives.
     :return: ``{pi, vf}`` (PPO, A2C), a list (DQN) or ``{pi, qf}`` (SAC, TD3, TQC; every critic takes ``qf0``'s).
     """
-    policy = model.policy
-    if isinstance(policy, ActorCriticPolicy):
-        return {"pi": widths["pi"], "vf": widths["vf"]}
-    if isinstance(policy, DQNPolicy):
-        return widths["q"]
-    if isinstance(policy, SACPolicy | TD3Policy | TQCPolicy):
-        return {"pi": widths["actor"], "qf": widths["qf0"]}
-    raise ValueError(f"no net_arch known for policy {type(policy).__name__}")
+    return policy_adapter(model.policy).net_arch(widths)
 
 
 def uniform_critics(keeps: dict[str, list[torch.Tensor]]) -> dict[str, list[torch.Tensor]]:
@@ -140,10 +84,6 @@ def set_net_arch(model: BaseAlgorithm, widths: dict[str, list[int]]) -> None:
     :param model: The model whose networks were shrunk.
     :param widths: ``{net name: [width per hidden layer]}`` for the names :func:`prunable_nets` gives.
     """
-    arch = net_arch(model, widths)
-    model.policy_kwargs = {**model.policy_kwargs, "net_arch": arch}
-    model.policy.net_arch = arch  # type: ignore[assignment]  # what the policy's own save() records
-    policy = model.policy
-    if isinstance(policy, ActorCriticPolicy):
-        policy.mlp_extractor.latent_dim_pi = widths["pi"][-1] if widths["pi"] else policy.features_dim
-        policy.mlp_extractor.latent_dim_vf = widths["vf"][-1] if widths["vf"] else policy.features_dim
+    adapter = policy_adapter(model.policy)
+    model.policy_kwargs = {**model.policy_kwargs, "net_arch": adapter.net_arch(widths)}
+    adapter.set_net_arch_(widths)

@@ -7,17 +7,13 @@ from typing import Any, TypeVar
 
 import torch
 from gymnasium import spaces
-from sb3_contrib.tqc.policies import TQCPolicy
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
-from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.utils import obs_as_tensor
-from stable_baselines3.dqn.policies import DQNPolicy
-from stable_baselines3.sac.policies import SACPolicy
-from stable_baselines3.td3.policies import TD3Policy
 
-from prune_rl.methods.base import PROBE_WINDOWS
+from prune_rl.config import PROBE_WINDOWS
+from prune_rl.sb3.adapters import policy_adapter
 
 T = TypeVar("T")
 
@@ -178,23 +174,4 @@ class Probe:
     def _outputs(self) -> list[torch.Tensor]:
         assert self.batch is not None
         obs, actions = self.batch
-        policy = self.model.policy
-        if isinstance(policy, ActorCriticPolicy):
-            features = policy.extract_features(obs)
-            if isinstance(features, tuple):  # share_features_extractor=False
-                latent_pi = policy.mlp_extractor.forward_actor(features[0])
-                latent_vf = policy.mlp_extractor.forward_critic(features[1])
-            else:
-                latent_pi, latent_vf = policy.mlp_extractor(features)
-            return [policy.action_net(latent_pi), policy.value_net(latent_vf)]
-        if isinstance(policy, DQNPolicy):
-            return [policy.q_net(obs)]
-        if isinstance(policy, SACPolicy):
-            mean, log_std, _ = policy.actor.get_action_dist_params(obs)
-            return [mean, log_std, *policy.critic(obs, actions)]
-        if isinstance(policy, TQCPolicy):  # its critics' quantiles come stacked: (batch, n_critics, n_quantiles)
-            mean, log_std, _ = policy.actor.get_action_dist_params(obs)
-            return [mean, log_std, *policy.critic(obs, actions).unbind(1)]
-        if isinstance(policy, TD3Policy):
-            return [policy.actor(obs), *policy.critic(obs, actions)]
-        raise ValueError(f"no probe for policy {type(policy).__name__}")
+        return policy_adapter(self.model.policy).outputs(obs, actions)

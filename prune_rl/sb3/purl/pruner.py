@@ -28,7 +28,8 @@ from stable_baselines3.common.logger import configure
 
 from prune_rl.core import IMPORTANCES, PrunableNet, distill_, magnitude_importance, magnitude_keep, n_kept, select_alive
 from prune_rl.core.weight_mask import weight_quota
-from prune_rl.methods.base import AUTO, ProbeFn, PrunerConfig, check_choice
+from prune_rl.config import AUTO, PrunerConfig, check_choice
+from prune_rl.methods.base import ProbeFn
 from prune_rl.methods.magnitude import MagnitudeConfig, MagnitudePruner
 from prune_rl.methods.structured import StructuredPruner
 from prune_rl.sb3.purl.env import REWARDS, PruningEnv

@@ -50,7 +50,7 @@ def _cut(layer_size: int, *idx: int) -> torch.Tensor:
 
 
 def _cut_last_layer(mlp: nn.Sequential, net: PrunableNet, x: torch.Tensor, cut: torch.Tensor, how: str) -> torch.Tensor:
-    """Cut neurons of the last hidden layer with one compensation; return the output error on ``x``."""
+    """Cut neurons of the last hidden layer with one fold; return the output error on ``x``."""
     model = copy.deepcopy(mlp)
     layer = mlp_layers("pi", model)[0][-1]
     before = model(x).detach()

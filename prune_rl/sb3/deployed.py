@@ -23,18 +23,14 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
-from sb3_contrib.tqc.policies import TQCPolicy
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import VecNormalize
-from stable_baselines3.dqn.policies import DQNPolicy
-from stable_baselines3.sac.policies import SACPolicy
-from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
 
 from prune_rl.core.surgery import pad_keep, removable, shrink_
+from prune_rl.sb3.adapters import policy_adapter
 from prune_rl.sb3.networks import activation, net_arch, prunable_nets, uniform_critics
 
 
@@ -76,7 +72,6 @@ def compact_model(model: BaseAlgorithm) -> BaseAlgorithm:
     return compact
 
 
-@torch.no_grad()
 @torch.no_grad()
 def widen_(dense: BaseAlgorithm, narrow: BaseAlgorithm, masks: dict[str, torch.Tensor], deployed_only: bool = False) -> None:
     """
@@ -135,6 +130,7 @@ class DeployedPolicy(nn.Module):
         if not isinstance(model.action_space, spaces.Box | spaces.Discrete):
             raise ValueError(f"export needs a Box or Discrete action space, got {type(model.action_space).__name__}")
         self.policy = policy
+        self.adapter = policy_adapter(policy)
         self.n_params = sum(p.numel() for p in prunable_nets(model)[0].parameters())  # the deployed network's
         self.discrete = isinstance(model.action_space, spaces.Discrete)
         normalize = vecnormalize is not None and vecnormalize.norm_obs
@@ -165,25 +161,14 @@ class DeployedPolicy(nn.Module):
         """
         if self.normalize:
             obs = torch.clamp((obs - self.obs_mean) / self.obs_scale, -self.clip_obs, self.clip_obs)
-        policy = self.policy
-        obs = obs.flatten(1)
-        if isinstance(policy, ActorCriticPolicy):
-            features = policy.extract_features(obs)
-            latent = policy.mlp_extractor.forward_actor(features[0] if isinstance(features, tuple) else features)
-            out = policy.action_net(latent)
-            if self.discrete:
-                return out.argmax(dim=-1)
-            if self.bounds is not None:
-                return torch.clamp(out, *self.bounds)
-            return torch.maximum(torch.minimum(out, self.high), self.low)
-        if isinstance(policy, DQNPolicy):
-            return policy.q_net(obs).argmax(dim=-1)
-        if isinstance(policy, SACPolicy | TQCPolicy):
-            mean, _, _ = policy.actor.get_action_dist_params(obs)
-            return self._unscale(torch.tanh(mean))
-        if isinstance(policy, TD3Policy):
-            return self._unscale(policy.actor(obs))
-        raise ValueError(f"no export for policy {type(policy).__name__}")
+        out = self.adapter.deployed(obs.flatten(1))
+        if self.adapter.post() == "argmax":
+            return out.argmax(dim=-1)
+        if self.adapter.post() == "unscale":
+            return self._unscale(out)
+        if self.bounds is not None:
+            return torch.clamp(out, *self.bounds)
+        return torch.maximum(torch.minimum(out, self.high), self.low)
 
     def layers(self) -> tuple[list[nn.Module], str]:
         """
@@ -194,22 +179,10 @@ class DeployedPolicy(nn.Module):
             ``argmax`` (discrete), ``clip`` (to the action bounds) or ``unscale`` (``[-1, 1]`` to the bounds).
         :raises ValueError: If the policy is not a chain of Linear layers on flattened observations (a CNN).
         """
-        policy = self.policy
-        if isinstance(policy, ActorCriticPolicy):
-            extractor, body = policy.pi_features_extractor, [*policy.mlp_extractor.policy_net, policy.action_net]
-            post = "argmax" if self.discrete else "clip"
-        elif isinstance(policy, DQNPolicy):
-            extractor, body, post = policy.q_net.features_extractor, list(policy.q_net.q_net), "argmax"
-        elif isinstance(policy, SACPolicy):
-            actor = policy.actor
-            extractor, body, post = actor.features_extractor, [*actor.latent_pi, actor.mu, nn.Tanh()], "unscale"
-        elif isinstance(policy, TD3Policy):
-            extractor, body, post = policy.actor.features_extractor, list(policy.actor.mu), "unscale"
-        else:
-            raise ValueError(f"no export for policy {type(policy).__name__}")
+        extractor, body = self.adapter.deployed_layers()
         if not isinstance(extractor, FlattenExtractor):
             raise ValueError(f"its features extractor is {type(extractor).__name__}, not a chain of Linear layers")
-        return body, post
+        return body, self.adapter.post()
 
     def _unscale(self, squashed: torch.Tensor) -> torch.Tensor:
         """SB3's ``unscale_action``: ``[-1, 1]`` to the action bounds (nothing to do for bounds of -1 and 1)."""

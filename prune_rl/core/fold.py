@@ -1,4 +1,4 @@
-"""Compensation for cuts: fold what a cut neuron contributed into the layers it feeds.
+"""Folding a cut: what a cut neuron contributed moves into the layers it feeds (``pruning.repair.fold``).
 
 Cutting neuron ``j`` changes the pre-activation of the next layer by ``-W_next[:, j] * a_j(x)``. The mean part of
 that change, ``-W_next[:, j] * E_x[a_j(x)]``, is undone by adding ``W_next[:, j] * E_x[a_j(x)]`` to the next
@@ -18,7 +18,7 @@ import torch
 from prune_rl.core.groups import HiddenLayer
 from prune_rl.core.importance import ProbeFn, probe_activations
 
-COMPENSATIONS = ("none", "mean", "linear")  # pruning.repair.fold: nothing, fold_mean_, fold_linear_
+FOLDS = ("none", "mean", "linear")  # pruning.repair.fold: nothing, fold_mean_, fold_linear_
 
 
 def mean_activations(layers: Sequence[HiddenLayer], probe: ProbeFn) -> list[torch.Tensor]:
@@ -100,19 +100,19 @@ def fold_linear_(
                 consumer.bias.add_((weight @ offset.to(device)).to(dtype))
 
 
-def fold_(compensation: str, layer: HiddenLayer, keep: torch.Tensor, cut: torch.Tensor, activations: torch.Tensor) -> None:
+def fold_(fold: str, layer: HiddenLayer, keep: torch.Tensor, cut: torch.Tensor, activations: torch.Tensor) -> None:
     """
     Fold a cut as ``pruning.repair.fold`` says: nothing, :func:`fold_mean_` or :func:`fold_linear_`.
 
-    :param compensation: One of :data:`COMPENSATIONS`.
+    :param fold: One of :data:`FOLDS`.
     :param layer: The hidden layer losing neurons.
     :param keep: Boolean ``(n_neurons,)``, the neurons alive after the cut.
     :param cut: Boolean ``(n_neurons,)``, the neurons being cut.
     :param activations: ``(n_states, n_neurons)``, the layer's activations on recent states.
     """
-    if compensation == "mean":
+    if fold == "mean":
         fold_mean_(layer, cut, activations.mean(dim=0))
-    elif compensation == "linear":
+    elif fold == "linear":
         fold_linear_(layer, keep, cut, activations)
-    elif compensation != "none":
-        raise ValueError(f"unknown compensation {compensation!r} (known: {', '.join(COMPENSATIONS)})")
+    elif fold != "none":
+        raise ValueError(f"unknown fold {fold!r} (known: {', '.join(FOLDS)})")
