@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 RESULTS_FILE = "results.json"
+SUMMARY_FILES = (RESULTS_FILE, "config.yaml", "evaluations.npz")  # what a run summary keeps (report/summary.py)
 
 
 @dataclass
