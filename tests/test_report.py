@@ -73,7 +73,7 @@ def test_the_table_gives_mean_std_and_the_ratio_to_dense_over_seeds(runs: Path, 
     assert (
         "| CartPole-v1 | ppo | 300 | dsp | 0.9 | 0,1 | 2 | 400.0 ± 70.71 | 0.889 [0.7, 1.125] | 0.9 | 0.99 | 35 | - |" in text
     )
-    assert text.startswith(f"<!-- written by: prune-rl report {runs} --out {tmp_path / 'report'} -->")
+    assert text.startswith(f"<!-- written by: prune-rl report {runs} --out {tmp_path / 'report'}")
     # across tasks: dsp's scores 450 / 450 and 350 / 450; of two scores none is cut, so the IQM is their mean
     assert "| dsp | 0.9 | 1 | 2 | 0.889 [0.778, 1.0] |" in text
     assert (dsp["ratio_low"], dsp["ratio_high"]) == ("0.7", "1.125")
@@ -151,7 +151,7 @@ def test_summaries_are_small_and_give_the_same_report(runs: Path, tmp_path: Path
     assert (
         (tmp_path / "a" / "results.md")
         .read_text()
-        .startswith(f"<!-- written by: prune-rl report {tmp_path / 'sum'} --out {tmp_path / 'a'} -->")
+        .startswith(f"<!-- written by: prune-rl report {tmp_path / 'sum'} --out {tmp_path / 'a'}; from new runs: ")
     )
     assert [r.neurons[1].tolist() for r in collect([tmp_path / "sum"]) if r.method == "dsp"] == [[128, 12, 8]] * 2
     # written again from other runs, the folder's summaries are replaced, not added to
@@ -165,7 +165,10 @@ def test_the_committed_summaries_reproduce_the_readme_table_exactly(tmp_path: Pa
     monkeypatch.chdir(ROOT)
     write_report(["results/runs"], tmp_path)
     committed = (ROOT / "results" / "report" / "results.md").read_text()
-    assert committed.startswith("<!-- written by: prune-rl report results/runs --out results/report -->")
+    assert committed.startswith(
+        "<!-- written by: prune-rl report results/runs --out results/report; "
+        "from new runs: prune-rl report RUN_DIRS... --summaries results/runs --out results/report -->"
+    )
     written = (tmp_path / "results.md").read_text()
     assert written.split("\n", 1)[1] == committed.split("\n", 1)[1]
     readme = (ROOT / "README.md").read_text().split("## Results", 1)[1].split("\n## ", 1)[0]

@@ -9,7 +9,7 @@ from pathlib import Path
 from prune_rl.report.board import write_tensorboard
 from prune_rl.report.collect import RunRecord, collect, find_runs, read_run
 from prune_rl.report.plots import over_training, plot_frontier, plot_over_training, plot_profile
-from prune_rl.report.summary import write_summaries
+from prune_rl.report.summary import is_summary, write_summaries
 from prune_rl.report.tables import AGGREGATE_COLUMNS, aggregate_markdown, aggregate_rows, markdown, rows, write_csv
 
 FILES = ("results.md", "results.csv", "aggregate.csv", "returns.png", "neurons.png", "frontier.png", "profile.png")
@@ -24,7 +24,8 @@ def write_report(
     """
     Write the report of every run under ``paths`` into ``out``: the tables (markdown and CSV) and the four plots.
 
-    ``results.md`` starts with the command that writes it again, and holds the per-task table
+    ``results.md`` starts with the command that writes it again (over summaries, also how to write them from new
+    runs), and holds the per-task table
     (:func:`prune_rl.report.tables.rows`) and the across-task one (:func:`prune_rl.report.tables.aggregate_rows`).
 
     :param paths: Run directories or folders holding them.
@@ -46,6 +47,8 @@ def write_report(
     table = rows(records)
     aggregate = aggregate_rows(records)
     command = f"prune-rl report {' '.join(map(str, paths))} --out {out}"
+    if len(paths) == 1 and all(is_summary(record.path) for record in records):  # say how to write them from new runs
+        command += f"; from new runs: prune-rl report RUN_DIRS... --summaries {paths[0]} --out {out}"
     (out / "results.md").write_text(
         f"<!-- written by: {command} -->\n\n{markdown(table)}\n"
         "Across tasks: the interquartile mean (IQM) of each run's final return over its task's dense mean return, "
