@@ -192,6 +192,13 @@ def report(
         Path | None,
         typer.Option(help="Also write TensorBoard logs here: each task's dense and pruned runs on the same charts."),
     ] = None,
+    summaries: Annotated[
+        Path | None,
+        typer.Option(
+            help="First copy each run's summary (results.json, config.yaml, evaluations) here and report "
+            "from them: a report to commit beside what it was made from (replaces the summaries there)."
+        ),
+    ] = None,
 ) -> None:
     """Tables (markdown, CSV) and plots (return, neurons kept, frontier) over any set of runs; with --tensorboard, the
     same in TensorBoard (Custom Scalars: pruned against dense per task; Text: the table; Images: the plots)."""
@@ -200,7 +207,7 @@ def report(
 
     folder = out or (paths[0] / "report" if len(paths) == 1 else Path("report"))
     try:
-        table = write_report(paths, folder, tensorboard=tensorboard)
+        table = write_report(paths, folder, tensorboard=tensorboard, summaries=summaries)
     except ValueError as exc:
         fail(str(exc))
     typer.echo(

@@ -10,8 +10,8 @@ For each task, runs in fresh processes, one at a time (seed 0 unless an override
 
 The table gives, per task and method, the dense agent's return, then for pruning after training and during training
 the final return (``eval.n_episodes`` deterministic episodes) and its ratio to dense, the deployed network's neuron
-and weight sparsity, the environment steps and the wall time of ``learn()`` (``results.json`` ``wall_seconds``: a
-fine-tuning's, or a whole training run's). ``scratch`` cannot start from a trained network and is not a method here.
+and weight sparsity and the environment steps. It compares returns, not times (one run each): wall times are
+``scripts/bench_shrink.py``'s, the median of repeats. ``scratch`` cannot start from a trained network and is not a method here.
 Overrides after the options apply to every run, except that ``algo.*`` keys are not passed to ``prune`` (a trained
 agent keeps its hyperparameters), ``n_timesteps=N`` becomes ``--finetune`` of N there, and ``pruning.*`` keys are
 not passed to runs without pruning. Writes ``--table`` (first line: the command) and the same rows beside it as CSV;
@@ -44,8 +44,8 @@ TASKS: dict[str, list[str]] = {
 METHODS = ("dsp", "dsp_masks_early", "dsp_masks_distill", "l1_structured", "random_structured", "magnitude",
            "global_magnitude", "purl", "none")  # fmt: skip
 COLUMNS = ("task", "method", "dense_return", "after_return", "after_ratio", "after_neuron_sparsity",
-           "after_weight_sparsity", "after_steps", "after_wall_s", "during_return", "during_ratio",
-           "during_neuron_sparsity", "during_weight_sparsity", "during_steps", "during_wall_s")  # fmt: skip
+           "after_weight_sparsity", "after_steps", "during_return", "during_ratio", "during_neuron_sparsity",
+           "during_weight_sparsity", "during_steps")  # fmt: skip
 
 
 def commands(task: str, variant: str, root: Path, finetune: float, extra: list[str]) -> list[str]:
@@ -78,7 +78,7 @@ def run(task: str, variant: str, root: Path, finetune: float, extra: list[str]) 
 
 def _side(results: dict[str, Any] | None, dense: float) -> dict[str, str]:
     if results is None:
-        return {key: "" for key in ("return", "ratio", "neuron_sparsity", "weight_sparsity", "steps", "wall_s")}
+        return {key: "" for key in ("return", "ratio", "neuron_sparsity", "weight_sparsity", "steps")}
     deployed = next((s for s in (results.get("sparsity") or {}).values() if s.get("role") == "policy"), None)
     mean = results["eval"]["mean_return"]
     return {
@@ -87,7 +87,6 @@ def _side(results: dict[str, Any] | None, dense: float) -> dict[str, str]:
         "neuron_sparsity": f"{deployed['neuron_sparsity']:.3f}" if deployed else "0",
         "weight_sparsity": f"{deployed['weight_sparsity']:.3f}" if deployed else "0",
         "steps": str(results["timesteps"] - results.get("start_timesteps", 0)),
-        "wall_s": f"{results['wall_seconds']:.1f}",
     }
 
 

@@ -10,10 +10,13 @@ For each task, four ``prune-rl train`` runs in fresh processes, one at a time, w
 - ``shrunk_value90`` (not run unless asked): ``shrunk`` with ``pruning.value_sparsity=0.9``, for when the value or
   critic networks' default sparsity (0.5) limits the gain.
 
-Times are of ``learn()`` (``results.json`` ``wall_seconds``), split into environment steps, the rest of the
-rollouts, gradient phases and pruning events (``phase_seconds``, ``prune_seconds``). Returns are each run's final
-deterministic evaluation (``eval.n_episodes``, 10 by default). Writes ``<root>/shrink.md`` and ``shrink.csv``; runs
-go to ``<root>/runs/<task>__<variant>`` (a run with a ``results.json`` is kept; delete it to train again).
+Each run is repeated ``--repeats`` times (3 by default, the same seed, one after another), and every time is the
+median of the repeats with its range ``[min, max]``: times of ``learn()`` (``results.json`` ``wall_seconds``), split
+into environment steps, the rest of the rollouts, gradient phases and pruning events (``phase_seconds``,
+``prune_seconds``); ratios are of medians. Returns are the first repeat's final deterministic evaluation
+(``eval.n_episodes``, 10 by default). Writes ``<root>/shrink.md`` (headed by the command) and ``shrink.csv``; runs go
+to ``<root>/runs/<task>__<variant>`` and ``..._rep<k>`` (a run with a ``results.json`` is kept; delete it to train
+again).
 
     python scripts/bench_shrink.py --tasks hopper_sac hopper --root outputs/shrink
     python scripts/bench_shrink.py --tasks cartpole lunarlander walker2d --n-timesteps 200000 --root outputs/shrink_short
@@ -24,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import shlex
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -50,8 +55,8 @@ TASKS: dict[str, list[str]] = {
     ],
 }
 VARIANTS = ("dense", "masked", "shrunk", "scratch", "shrunk_value90")
-COLUMNS = ("task", "variant", "timesteps", "wall_s", "env_s", "rollout_other_s", "gradient_s", "prune_s", "return",
-           "ratio_to_dense", "ratio_to_scratch", "widths")  # fmt: skip
+COLUMNS = ("task", "variant", "timesteps", "repeats", "wall_s", "env_s", "rollout_other_s", "gradient_s", "prune_s",
+           "return", "ratio_to_dense", "ratio_to_scratch", "widths")  # fmt: skip
 
 
 def overrides(task: str, variant: str, root: Path, extra: list[str]) -> list[str]:
@@ -68,59 +73,77 @@ def overrides(task: str, variant: str, root: Path, extra: list[str]) -> list[str
     return [*common, *recipe, f"pruning.shrink={variant == 'shrunk'}"]
 
 
-def train(task: str, variant: str, root: Path, extra: list[str]) -> dict[str, Any]:
+def run_dir(root: Path, task: str, variant: str, repeat: int = 0) -> Path:
+    """:return: Where one repeat of one run lives (the first without a suffix: ``scratch`` reads its widths)."""
+    return root / "runs" / (f"{task}__{variant}" + (f"_rep{repeat}" if repeat else ""))
+
+
+def train(task: str, variant: str, root: Path, extra: list[str], repeat: int = 0) -> dict[str, Any]:
     """Train one run in its own process (or read it back if it finished before)."""
-    out = root / "runs" / f"{task}__{variant}"
+    out = run_dir(root, task, variant, repeat)
     if not rundir.is_finished(out):
         if out.exists():
             raise SystemExit(f"{out} holds an unfinished run: delete it to train it again")
         cmd = [sys.executable, "-m", "prune_rl.cli", "train", *overrides(task, variant, root, extra), f"hydra.run.dir='{out}'"]
         out.parent.mkdir(parents=True, exist_ok=True)
-        with open(root / f"{task}__{variant}.log", "w") as log:
+        with open(out.parent.parent / f"{out.name}.log", "w") as log:
             subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, check=True)
     return rundir.read_results(out)
 
 
-def row(task: str, variant: str, results: dict[str, Any], runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """One line of the table."""
-    phases = results.get("phase_seconds", {})
-    wall = results["wall_seconds"]
-    widths = results.get("widths") or {}
+def median_range(values: list[float]) -> str:
+    """:return: ``median [min, max]`` of repeated measurements, in seconds to 0.1."""
+    return f"{statistics.median(values):.1f} [{min(values):.1f}, {max(values):.1f}]"
+
+
+def row(task: str, variant: str, repeats: list[dict[str, Any]], medians: dict[str, float]) -> dict[str, Any]:
+    """One line of the table: the repeats of one run."""
+    first = repeats[0]
+    widths = first.get("widths") or {}
+
+    def phase(key: str, minus: str | None = None) -> str:
+        return median_range([r.get("phase_seconds", {}).get(key, 0.0) - (r.get("phase_seconds", {}).get(minus, 0.0)
+                             if minus else 0.0) for r in repeats])  # fmt: skip
 
     def ratio(reference: str) -> str:
-        return f"{wall / runs[reference]['wall_seconds']:.3f}" if reference in runs else ""
+        return f"{medians[variant] / medians[reference]:.3f}" if reference in medians else ""
 
     return {
         "task": task,
         "variant": variant,
-        "timesteps": results["timesteps"],
-        "wall_s": f"{wall:.1f}",
-        "env_s": f"{phases.get('env_seconds', 0.0):.1f}",
-        "rollout_other_s": f"{phases.get('rollout_seconds', 0.0) - phases.get('env_seconds', 0.0):.1f}",
-        "gradient_s": f"{phases.get('gradient_seconds', 0.0):.1f}",
-        "prune_s": f"{results['prune_seconds']:.1f}",
-        "return": f"{results['eval']['mean_return']:.1f} ± {results['eval']['std_return']:.1f}",
+        "timesteps": first["timesteps"],
+        "repeats": len(repeats),
+        "wall_s": median_range([r["wall_seconds"] for r in repeats]),
+        "env_s": phase("env_seconds"),
+        "rollout_other_s": phase("rollout_seconds", "env_seconds"),
+        "gradient_s": phase("gradient_seconds"),
+        "prune_s": median_range([r["prune_seconds"] for r in repeats]),
+        "return": f"{first['eval']['mean_return']:.1f} ± {first['eval']['std_return']:.1f}",
         "ratio_to_dense": ratio("dense"),
         "ratio_to_scratch": ratio("scratch"),
         "widths": " ".join(f"{name}={'/'.join(map(str, w))}" for name, w in widths.items()),
     }
 
 
-def write_table(root: Path) -> list[dict[str, Any]]:
-    """Write ``shrink.md`` and ``shrink.csv`` from every finished run under ``root``."""
+def write_table(root: Path, command: str = "python scripts/bench_shrink.py") -> list[dict[str, Any]]:
+    """Write ``shrink.md`` (headed by ``command``) and ``shrink.csv`` from every finished run under ``root``."""
     rows = []
     for task in TASKS:
-        runs = {}
+        runs: dict[str, list[dict[str, Any]]] = {}
         for variant in VARIANTS:
-            out = root / "runs" / f"{task}__{variant}"
-            if rundir.is_finished(out):
-                runs[variant] = rundir.read_results(out)
-        rows += [row(task, variant, results, runs) for variant, results in runs.items()]
+            repeat = 0
+            while (out := run_dir(root, task, variant, repeat)).is_dir():
+                if rundir.is_finished(out):
+                    runs.setdefault(variant, []).append(rundir.read_results(out))
+                repeat += 1
+        medians = {variant: statistics.median(r["wall_seconds"] for r in repeats) for variant, repeats in runs.items()}
+        rows += [row(task, variant, repeats, medians) for variant, repeats in runs.items()]
     with open(root / "shrink.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines = [f"<!-- written by: {command} -->", "", "Times in seconds: median [min, max] over the repeats.", ""]
+    lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(str(r[c]) for c in COLUMNS) + " |" for r in rows]
     (root / "shrink.md").write_text("\n".join(lines) + "\n")
     return rows
@@ -133,9 +156,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS[:4]))
     parser.add_argument("--n-timesteps", type=int, default=None, help="every task's budget (default: the task's own)")
     parser.add_argument("--root", type=Path, default=Path("outputs/shrink"))
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each variant (median and range reported)")
     parser.add_argument("--table-only", action="store_true", help="only write the table from finished runs")
     parser.add_argument("overrides", nargs="*", help="more overrides for every run, e.g. seed=1")
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be >= 1, got {args.repeats}")
+    command = shlex.join(["python", "scripts/bench_shrink.py", *(sys.argv[1:] if argv is None else argv)])
     root = args.root.resolve()
     root.mkdir(parents=True, exist_ok=True)
     extra = [*args.overrides, *([f"n_timesteps={args.n_timesteps}"] if args.n_timesteps else [])]
@@ -143,8 +170,11 @@ def main(argv: list[str] | None = None) -> None:
         for task in args.tasks:
             for variant in VARIANTS:  # scratch needs the shrunk run's widths: always in this order
                 if variant in args.variants:
-                    train(task, variant, root, extra)
-                    write_table(root)
+                    for repeat in range(args.repeats):
+                        train(task, variant, root, extra, repeat)
+                    write_table(root, command)
+    if args.table_only:
+        write_table(root, command)
     print((root / "shrink.md").read_text() if (root / "shrink.md").is_file() else "no finished runs")
 
 

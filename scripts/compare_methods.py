@@ -20,7 +20,14 @@ Examples::
     python scripts/compare_methods.py --envs cartpole --seeds 0 1 2 --jobs 2
     python scripts/compare_methods.py --envs lunarlander --seeds 0 --methods none dsp l1_structured --jobs 2
     python scripts/compare_methods.py --envs lunarlander --seeds 0 --methods dsp@strength=0 --jobs 2
-    python scripts/compare_methods.py --table-only --table results/methods.md
+    python scripts/compare_methods.py --table-only --root outputs/compare
+
+The committed results are ``prune-rl report``'s over run summaries (the README's Results)::
+
+    prune-rl report outputs/compare/runs --summaries results/runs --out results/report
+
+That report names a row by ``pruning=`` and its target, so a spec's other overrides (``dsp@strength=0`` beside
+``dsp``) are refused there as a second run of the same seed; give such ablations a ``conf/pruning/`` option.
 """
 
 from __future__ import annotations

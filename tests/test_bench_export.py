@@ -30,6 +30,12 @@ def test_the_export_benchmark_measures_dense_compact_and_the_floor(tmp_path: Pat
     text = out.read_text()
     assert text.startswith("Made by `python scripts/bench_export.py --widths 16 16")
     assert "| onnxruntime int8 | " in text and "| floor " in text
+    summary = json.loads(out.with_suffix(".json").read_text())["summary"][0]
+    onnx = card["speedup"]["onnxruntime"]
+    assert summary["onnx_latency_speedup"] == onnx["latency"]  # compact against dense, both in onnxruntime
+    assert onnx["latency_vs_dense_torch"] == pytest.approx(
+        dense["runtimes"]["torch"]["latency_us"]["median"] / compact["runtimes"]["onnxruntime"]["latency_us"]["median"]
+    )
 
 
 def test_the_export_benchmark_reads_pruned_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,7 +20,7 @@ def test_the_benchmark_prunes_a_trained_agent_and_compares_pruning_while_trainin
     assert pruned["after_steps"] == control["after_steps"] == "256"  # 0.2 of 1280
     assert pruned["during_steps"] == "1280" and control["during_return"] == ""  # training with none is the dense run
     assert float(pruned["after_neuron_sparsity"]) == float(pruned["during_neuron_sparsity"]) == 0.75  # 2 of 8 left
-    assert control["after_neuron_sparsity"] == "0" and float(pruned["after_wall_s"]) > 0
+    assert control["after_neuron_sparsity"] == "0" and "after_wall_s" not in pruned  # returns, not times
     dense = float(pruned["dense_return"].split(" ± ")[0])
     assert abs(float(pruned["after_ratio"]) - float(pruned["after_return"].split(" ± ")[0]) / dense) < 1e-3
     text = table.read_text()

@@ -210,9 +210,13 @@ def speedups(dense: dict[str, Any], compact: dict[str, Any]) -> dict[str, dict[s
     :param dense: :func:`measure` of the dense policy.
     :param compact: :func:`measure` of the compact policy.
     :return: Per runtime both were measured in, dense / compact median time at batch 1 (``latency``) and at the
-        large batch (``batch``), and that batch speed-up as a share of the FLOP ratio (``share_of_flop_ratio``).
+        large batch (``batch``), both in that runtime, and that batch speed-up as a share of the FLOP ratio
+        (``share_of_flop_ratio``); and the compact policy in that runtime against the dense one in torch
+        (``latency_vs_dense_torch``, ``batch_vs_dense_torch``), where torch was measured: what deploying it buys
+        over the policy SB3 trained, of which the runtime's part is the difference from the same-runtime figure.
     """
     flop_ratio = dense["flops"] / max(compact["flops"], 1)
+    reference = dense["runtimes"].get("torch")
     out = {}
     for name, small in compact["runtimes"].items():
         big = dense["runtimes"].get(name)
@@ -223,4 +227,7 @@ def speedups(dense: dict[str, Any], compact: dict[str, Any]) -> dict[str, dict[s
                 "batch": batch,
                 "share_of_flop_ratio": batch / flop_ratio,
             }
+            if reference is not None:
+                out[name]["latency_vs_dense_torch"] = reference["latency_us"]["median"] / small["latency_us"]["median"]
+                out[name]["batch_vs_dense_torch"] = reference["batch_ms"]["median"] / small["batch_ms"]["median"]
     return out

@@ -23,7 +23,14 @@ Series = dict[tuple[str, str], dict[str, tuple[np.ndarray, np.ndarray, np.ndarra
 
 def label(record: RunRecord) -> str:
     """:return: The run's line in a plot: its method, and its target sparsity for pruned runs (``dsp@0.95``)."""
-    return record.method if record.target is None or record.method == "none" else f"{record.method}@{record.target:g}"
+    return method_label(record.method, record.target)
+
+
+def method_label(method: str, target: float | str | None) -> str:
+    """:return: ``method``, and its target sparsity where it has one (``dsp@0.95``, ``dsp@auto``)."""
+    if target is None or method == "none":
+        return method
+    return f"{method}@{target:g}" if isinstance(target, float) else f"{method}@{target}"
 
 
 def _panels(records: list[RunRecord]) -> dict[tuple[str, str], list[RunRecord]]:
@@ -141,6 +148,46 @@ def plot_frontier(records: list[RunRecord], path: Path) -> None:
         ax.set(title=f"{panel[0]} ({panel[1]})", xlabel="weights kept (deployed network)", ylabel="final return")
         ax.set_xscale("log")
         ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def profile_series(
+    records: list[RunRecord], n_taus: int = 101
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """
+    The performance profiles across tasks (:func:`prune_rl.report.stats.profile`) of the runs' dense-normalised scores.
+
+    :param records: Runs.
+    :param n_taus: Thresholds, evenly from 0 to the largest score (at least 1.2).
+    :return: ``{label: (tau, share of runs above tau, band low, band high)}``, a stratified bootstrap 95% band.
+    """
+    from prune_rl.report.stats import profile, profile_interval
+    from prune_rl.report.tables import normalised_scores
+
+    scores = normalised_scores(records)
+    top = max([1.2, *(s for tasks in scores.values() for runs in tasks.values() for s in runs)])
+    taus = np.linspace(0.0, top, n_taus)
+    out = {}
+    for (method, target), tasks in scores.items():
+        name = method_label(method, target)
+        low, high = profile_interval(list(tasks.values()), taus)
+        out[name] = (taus, profile(list(tasks.values()), taus), low, high)
+    return out
+
+
+def plot_profile(records: list[RunRecord], path: Path) -> None:
+    """Draw :func:`profile_series`, one line and band per method, and write ``path``."""
+    plt, fig, axes = _figure(1)
+    ax = axes[0]
+    for name, (taus, share, low, high) in sorted(profile_series(records).items(), key=lambda kv: (kv[0] != "none", kv[0])):
+        style = {"color": "black", "linestyle": "--"} if name == "none" else {}
+        (line,) = ax.plot(taus, share, label="dense" if name == "none" else name, **style)
+        ax.fill_between(taus, low, high, alpha=0.2, color=line.get_color())
+    ax.set(title="performance profile across tasks", xlabel="final return / dense mean (tau)",
+           ylabel="share of runs with score > tau", ylim=(0, 1.05))  # fmt: skip
+    ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

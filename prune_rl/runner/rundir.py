@@ -61,6 +61,7 @@ LOCK_FILE = ".prune-rl.lock"
 
 RUN_FILES = (RESULTS_FILE, MODEL_FILE, MASKS_FILE, PRUNER_FILE, CONFIG_FILE)  # a directory holding one holds a run
 LOAD_FILES = (CONFIG_FILE, MODEL_FILE)  # what a run directory must hold to be evaluated, exported or continued
+SUMMARY_FILES = (RESULTS_FILE, CONFIG_FILE, EVALUATIONS_FILE)  # what a run summary keeps, with PROGRESS_FILE trimmed
 
 
 def missing_file(run_dir: str | Path) -> str | None:
