@@ -195,7 +195,7 @@ def report(
     summaries: Annotated[
         Path | None,
         typer.Option(
-            help="First copy each run's summary (results.json, config.yaml, evaluations) here and report "
+            help="First copy each run's summary (its results, config and evaluations; no model) here and report "
             "from them: a report to commit beside what it was made from (replaces the summaries there)."
         ),
     ] = None,
