@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import os
+import signal
 from pathlib import Path
 from types import ModuleType
 
@@ -12,6 +14,7 @@ import torch
 from torch import nn
 
 from prune_rl.core import PrunableNet, mlp_layers
+from prune_rl.sb3.timing import PhaseTimeCallback
 
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -101,3 +104,17 @@ def fast(algo: str, env: str, pruning: str = "dsp") -> list[str]:
     """Overrides for a run of a few hundred steps."""
     extra = FAST_PRUNING if pruning != "none" else []
     return [f"algo={algo}", f"env={env}", f"pruning={pruning}", *FAST, *FAST_ALGO[algo], *extra]
+
+
+class SignalAfter(PhaseTimeCallback):
+    """Sends ``signum`` to this process at the end of the ``n``-th rollout, as SLURM would at any moment (patch it
+    in as ``prune_rl.runner.train.PhaseTimeCallback``; subclass to change ``n`` or ``signum``)."""
+
+    n = 3
+    signum = signal.SIGUSR1
+
+    def _on_rollout_end(self) -> None:
+        super()._on_rollout_end()
+        self.n -= 1
+        if self.n == 0:
+            os.kill(os.getpid(), self.signum)

@@ -1,7 +1,6 @@
 """Checkpoints, stop signals and ``prune-rl resume``: a stopped run resumed ends exactly as one never stopped."""
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -17,10 +16,9 @@ from typer.testing import CliRunner
 
 from prune_rl.runner.checkpoint import CHECKPOINT_DIR, Interrupted, latest_checkpoint, write_checkpoint
 from prune_rl.cli import app
-from prune_rl.sb3.timing import PhaseTimeCallback
 from prune_rl.runner.train import run
 
-from conftest import compose, fast, train_cfg
+from conftest import SignalAfter, compose, fast, train_cfg
 
 runner = CliRunner()
 PPO_RUN = [*fast("ppo", "cartpole"), "n_timesteps=2048", "checkpoint.every=0.25"]
@@ -46,19 +44,6 @@ def _same_run(a: Path, b: Path, cls: type) -> None:
     assert {k: v.tolist() for k, v in masks[0].items()} == {k: v.tolist() for k, v in masks[1].items()}
 
 
-class _SignalAfter(PhaseTimeCallback):
-    """Sends a signal to this process at the end of the ``n``-th rollout, as SLURM would at any moment."""
-
-    n = 3
-    signum = signal.SIGUSR1
-
-    def _on_rollout_end(self) -> None:
-        super()._on_rollout_end()
-        self.n -= 1
-        if self.n == 0:
-            os.kill(os.getpid(), self.signum)
-
-
 @pytest.mark.parametrize(
     ("algo", "overrides", "signum"),
     [("ppo", PPO_RUN, signal.SIGUSR1), ("ppo", GUARDED_RUN, signal.SIGUSR1), ("sac", SAC_RUN, signal.SIGINT)],
@@ -72,7 +57,7 @@ def test_a_run_stopped_by_a_signal_resumes_to_the_same_parameters_and_masks(
     whole = run(cfg, tmp_path / "whole")
     assert not (tmp_path / "whole" / CHECKPOINT_DIR).exists(), "a finished run keeps no checkpoint"
 
-    monkeypatch.setattr("prune_rl.runner.train.PhaseTimeCallback", type("Signal", (_SignalAfter,), {"signum": signum}))
+    monkeypatch.setattr("prune_rl.runner.train.PhaseTimeCallback", type("Signal", (SignalAfter,), {"signum": signum}))
     with pytest.raises(Interrupted) as stop:
         run(cfg, tmp_path / "stopped")
     assert stop.value.signum == signum and 0 < stop.value.timesteps < cfg.n_timesteps
@@ -165,7 +150,7 @@ def test_a_job_slurm_requeued_resumes_its_run_instead_of_refusing_the_directory(
 ) -> None:
     cfg = train_cfg(PPO_RUN)
     run(cfg, tmp_path / "whole")
-    monkeypatch.setattr("prune_rl.runner.train.PhaseTimeCallback", _SignalAfter)
+    monkeypatch.setattr("prune_rl.runner.train.PhaseTimeCallback", SignalAfter)
     with pytest.raises(Interrupted):
         run(cfg, tmp_path / "stopped")
     monkeypatch.undo()

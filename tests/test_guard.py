@@ -70,29 +70,6 @@ def test_behaviour_change_is_the_share_of_the_action_gap_given_up_or_of_the_vari
     assert behaviour_change(before, torch.zeros_like(before)) == pytest.approx(1.0)
 
 
-def test_the_guard_reduces_a_cut_that_destroys_a_known_policy() -> None:
-    # Eight equal neurons push action 1 against a bias: keeping k of them moves the decision boundary to
-    # tanh(x) = -0.8 / k, so the scheduled cut to one neuron changes 17% of the actions, half of it (4) 1.7%.
-    mlp = nn.Sequential(nn.Linear(1, 8), nn.Tanh(), nn.Linear(8, 2))
-    with torch.no_grad():
-        mlp[0].weight.fill_(1.0)
-        mlp[0].bias.zero_()
-        mlp[2].weight.zero_()
-        mlp[2].weight[1] = 1.0
-        mlp[2].bias.copy_(torch.tensor([0.0, 0.8]))
-    layers, linears = mlp_layers("pi", mlp)
-    net = PrunableNet("pi", "policy", layers, linears)
-    pruner = L1StructuredPruner(PrunerConfig(name="l1_structured", sparsity=0.875, begin=0.0, end=0.5, min_neurons=1))
-    pruner.setup([net])
-    probe = ToyProbe(mlp, torch.linspace(-3, 3, 6001).unsqueeze(1))
-    decision = _guard(mlp, pruner, tolerance=0.05).cut(0.5, probe)  # type: ignore[arg-type]
-    assert decision is not None
-    assert (decision.outcome, decision.cut_scale, decision.tries) == ("reduced", 0.5, 2)  # the whole cut was undone
-    assert 0 < decision.change <= 0.05
-    assert int(pruner.masks()["pi.0"].sum()) == 4  # half the cut: 8 -> 4 neurons
-    assert pruner.reached["pi"] == pytest.approx(0.4375)
-
-
 def _equal_neurons(width: int) -> tuple[nn.Sequential, PrunableNet]:
     """``width`` equal neurons push action 1 against a bias of 0.8: keeping k of them puts the boundary at -0.8 / k."""
     mlp = nn.Sequential(nn.Linear(1, width), nn.Tanh(), nn.Linear(width, 2))
@@ -104,6 +81,21 @@ def _equal_neurons(width: int) -> tuple[nn.Sequential, PrunableNet]:
         mlp[2].bias.copy_(torch.tensor([0.0, 0.8]))
     layers, linears = mlp_layers("pi", mlp)
     return mlp, PrunableNet("pi", "policy", layers, linears)
+
+
+def test_the_guard_reduces_a_cut_that_destroys_a_known_policy() -> None:
+    # Eight equal neurons push action 1 against a bias: keeping k of them moves the decision boundary to
+    # tanh(x) = -0.8 / k, so the scheduled cut to one neuron changes 17% of the actions, half of it (4) 1.7%.
+    mlp, net = _equal_neurons(8)
+    pruner = L1StructuredPruner(PrunerConfig(name="l1_structured", sparsity=0.875, begin=0.0, end=0.5, min_neurons=1))
+    pruner.setup([net])
+    probe = ToyProbe(mlp, torch.linspace(-3, 3, 6001).unsqueeze(1))
+    decision = _guard(mlp, pruner, tolerance=0.05).cut(0.5, probe)  # type: ignore[arg-type]
+    assert decision is not None
+    assert (decision.outcome, decision.cut_scale, decision.tries) == ("reduced", 0.5, 2)  # the whole cut was undone
+    assert 0 < decision.change <= 0.05
+    assert int(pruner.masks()["pi.0"].sum()) == 4  # half the cut: 8 -> 4 neurons
+    assert pruner.reached["pi"] == pytest.approx(0.4375)
 
 
 def test_the_guard_halves_a_cut_down_to_a_single_neuron() -> None:

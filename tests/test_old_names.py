@@ -1,8 +1,6 @@
 """A run made before ``l1_structured`` was named ``l2_structured`` still resumes, evaluates and exports."""
 
 import json
-import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -12,24 +10,11 @@ from typer.testing import CliRunner
 from prune_rl.runner.checkpoint import Interrupted
 from prune_rl.cli import app
 from prune_rl.config import train_config
-from prune_rl.sb3.timing import PhaseTimeCallback
 from prune_rl.runner.train import run
 
-from conftest import compose, fast
+from conftest import SignalAfter, compose, fast
 
 runner = CliRunner()
-
-
-class _StopAfterTwoRollouts(PhaseTimeCallback):
-    """Sends SIGUSR1 to this process at the end of the second rollout, as SLURM would before a requeue."""
-
-    n = 2
-
-    def _on_rollout_end(self) -> None:
-        super()._on_rollout_end()
-        self.n -= 1
-        if self.n == 0:
-            os.kill(os.getpid(), signal.SIGUSR1)
 
 
 def test_a_stopped_l1_structured_run_resumes_evaluates_and_exports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -39,7 +24,7 @@ def test_a_stopped_l1_structured_run_resumes_evaluates_and_exports(tmp_path: Pat
     data["pruning"].update(name="l1_structured", method="l1_structured")  # as config.yaml said before the rename
     data["run_name"] = "cartpole__ppo__l1_structured__seed0"
     OmegaConf.save(OmegaConf.create(data), tmp_path / "config.yaml")
-    monkeypatch.setattr("prune_rl.runner.train.PhaseTimeCallback", _StopAfterTwoRollouts)
+    monkeypatch.setattr("prune_rl.runner.train.PhaseTimeCallback", type("StopAfterTwo", (SignalAfter,), {"n": 2}))
     with pytest.raises(Interrupted):
         run(train_config(data), tmp_path)
     monkeypatch.undo()

@@ -2,8 +2,6 @@
 and a run directory laid out as before this package existed still evaluates, exports and resumes."""
 
 import ast
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -23,9 +21,8 @@ from prune_rl.runner.evaluate import evaluate_run
 from prune_rl.runner.export import export_run
 from prune_rl.runner.rundir import LOCK_FILE, atomic, claim
 from prune_rl.runner.train import run
-from prune_rl.sb3.timing import PhaseTimeCallback
 
-from conftest import FAST, compose, fast, train_cfg
+from conftest import FAST, SignalAfter, compose, fast, train_cfg
 
 runner = CliRunner()
 
@@ -145,18 +142,6 @@ def test_a_run_directory_without_its_files_reads_as_empty(tmp_path: Path) -> Non
     assert rundir.find_finished(tmp_path) == [nested] and rundir.find_finished(nested) == [nested]
 
 
-class _StopAfter(PhaseTimeCallback):
-    """Sends SIGUSR1 at the end of the third rollout, as SLURM would."""
-
-    n = 3
-
-    def _on_rollout_end(self) -> None:
-        super()._on_rollout_end()
-        self.n -= 1
-        if self.n == 0:
-            os.kill(os.getpid(), signal.SIGUSR1)
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished run and the same run stopped at a checkpoint, each with its config.yaml as the app writes it."""
@@ -166,7 +151,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
         rundir.write_config(root / name, _data(RUN))
     run(train_cfg(RUN), root / "finished")
     with pytest.MonkeyPatch.context() as patch, pytest.raises(Interrupted):
-        patch.setattr("prune_rl.runner.train.PhaseTimeCallback", _StopAfter)
+        patch.setattr("prune_rl.runner.train.PhaseTimeCallback", SignalAfter)
         run(train_cfg(RUN), root / "stopped")
     return root
 
