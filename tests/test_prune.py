@@ -25,7 +25,8 @@ from prune_rl.config import ConfigError, train_config
 from prune_rl.runner.evaluate import evaluate_run
 from prune_rl.runner.train import run
 
-from test_checkpoint import _SignalAfter
+from conftest import SignalAfter
+
 
 runner = CliRunner()
 QUICK = ["n_timesteps=256", "eval.n_episodes=2", "eval.freq=2", "progress_bar=false", "pruning.probe_size=64"]
@@ -142,7 +143,7 @@ def test_a_pruned_fine_tuning_run_resumes_like_any_other(
     assert isinstance(composed, dict)
     cfg = train_config(fine_tuning(composed, ["n_timesteps=512"]))
     whole = run(cfg, tmp_path / "whole")
-    monkeypatch.setattr("prune_rl.runner.train.PhaseTimeCallback", _SignalAfter)
+    monkeypatch.setattr("prune_rl.runner.train.PhaseTimeCallback", SignalAfter)
     with pytest.raises(Interrupted):
         run(cfg, tmp_path / "stopped")
     monkeypatch.undo()
