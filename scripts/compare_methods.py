@@ -11,6 +11,9 @@ from the saved model), its ratio to dense, and the deployed network's sparsity a
 A method may carry overrides of its own, ``METHOD@key=value[,key=value]`` (keys under ``pruning.``), for ablations:
 ``dsp@strength=0`` is ``dsp`` without its regularizer, in its own run directories and its own row.
 
+``scratch`` trains, from scratch, the widths that the same seed's ``dsp`` run ended with (``pruning.from_run``; the
+``dsp`` run must be finished first, so list ``dsp`` before ``scratch``).
+
 Structured methods prune 95% of the deployed network's neurons (the configs' default); unstructured ones
 (``magnitude``, ``global_magnitude``) run with ``pruning.matched=true``, so they keep as many weights as the
 structured methods do. Recipes (``dsp_masks_early``, ``dsp_masks_distill``) are ordinary ``pruning=`` options.
@@ -88,8 +91,15 @@ def train(root: Path, env: str, algo: str, method: str, seed: int, extra: list[s
         aside.parent.mkdir(parents=True, exist_ok=True)
         out.rename(aside)
         print(f"unfinished: {out.name} moved to {aside}, trained again", flush=True)
+    own = method_overrides(method)
+    if method == "scratch":  # the control of the default: its final widths, trained from the start
+        pruned = run_dir(root, env, algo, "dsp", seed)
+        if not rundir.is_finished(pruned):
+            print(f"skip (its dsp run is not finished): {out.name}", flush=True)
+            return False
+        own.append(f"pruning.from_run='{pruned.resolve()}'")
     out.mkdir(parents=True, exist_ok=True)
-    args = [f"env={env}", f"algo={algo}", *method_overrides(method), f"seed={seed}", "progress_bar=false", *extra]
+    args = [f"env={env}", f"algo={algo}", *own, f"seed={seed}", "progress_bar=false", *extra]
     # quoted: a spec's `=` and `,` would otherwise be parsed as Hydra override syntax
     cmd = [sys.executable, "-m", "prune_rl.cli", "train", *args, f"hydra.run.dir='{out.resolve()}'"]
     print("run:", " ".join(args), flush=True)

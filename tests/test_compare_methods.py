@@ -91,3 +91,15 @@ def test_unstructured_methods_are_trained_at_matched_kept_weights(tmp_path: Path
     (stopped / "checkpoint" / "model.zip").write_text("")
     assert compare.train(tmp_path, "cartpole", "ppo", "l1_structured", 1, [])
     assert calls[-1][-2:] == ["resume", str(stopped)] and (stopped / "checkpoint").is_dir()
+
+
+def test_scratch_trains_the_final_widths_of_the_same_seeds_dsp_run(tmp_path: Path, monkeypatch) -> None:
+    compare = load_script("compare_methods")
+    calls: list[list[str]] = []
+    monkeypatch.setattr(compare.subprocess, "call", lambda cmd, **kwargs: calls.append(cmd) or 0)
+    assert not compare.train(tmp_path, "hopper", "ppo", "scratch", 2, [])  # its dsp run is not there yet
+    assert calls == []
+    _run(tmp_path, "dsp", 2, 1000.0, env="Hopper-v5")
+    assert compare.train(tmp_path, "hopper", "ppo", "scratch", 2, [])
+    pruned = compare.run_dir(tmp_path, "hopper", "ppo", "dsp", 2).resolve()
+    assert "pruning=scratch" in calls[0] and f"pruning.from_run='{pruned}'" in calls[0]

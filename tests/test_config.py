@@ -97,10 +97,11 @@ def test_defaults() -> None:
 
 
 def test_env_ids_are_gymnasium_1x() -> None:
-    ids = {name: train_cfg([f"env={name}"]).env.id for name in ("cartpole", "lunarlander", "hopper", "walker2d")}
+    ids = {name: train_cfg([f"env={name}"]).env.id for name in ("cartpole", "lunarlander", "pendulum", "hopper", "walker2d")}
     assert ids == {
         "cartpole": "CartPole-v1",
         "lunarlander": "LunarLander-v3",
+        "pendulum": "Pendulum-v1",
         "hopper": "Hopper-v5",
         "walker2d": "Walker2d-v5",
     }

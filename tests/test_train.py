@@ -16,6 +16,7 @@ VALID = [
     *[(algo, env) for algo in ("ppo", "a2c") for env in ("cartpole", "lunarlander", "hopper", "walker2d")],
     ("dqn", "cartpole"),
     ("dqn", "lunarlander"),
+    ("sac", "pendulum"),
     ("sac", "hopper"),
     ("sac", "walker2d"),
     ("td3", "hopper"),
