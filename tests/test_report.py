@@ -174,5 +174,6 @@ def test_the_committed_summaries_reproduce_the_readme_table_exactly(tmp_path: Pa
     readme = (ROOT / "README.md").read_text().split("## Results", 1)[1].split("\n## ", 1)[0]
     table = [line for line in readme.splitlines() if line.startswith("|")]
     default = train_cfg([]).pruning  # the README shows the default's rows: what `prune-rl train env=...` gets
-    shown = [r for r in rows(collect([ROOT / "results" / "runs"])) if (r["method"], r["target"]) == (default.name, default.sparsity)]
+    everything = rows(collect([ROOT / "results" / "runs"]))
+    shown = [r for r in everything if (r["method"], r["target"]) == (default.name, default.sparsity)]
     assert table and "\n".join(table) + "\n" == markdown(shown)

@@ -25,3 +25,14 @@ def test_the_readme_and_docs_link_only_files_that_exist() -> None:
     for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         for target in re.findall(r"\]\(([^)#:]+)\)", doc.read_text()):
             assert (doc.parent / target).exists(), f"{doc.name} links {target}"
+
+
+def test_every_results_file_the_code_configs_and_docs_name_exists_or_is_named_with_its_commit() -> None:
+    """A file moved out of the tree is cited as ``git show COMMIT:results/x.md``, never by a path that is gone."""
+    sources = [ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("prune_rl/**/*.py")]
+    sources += ROOT.glob("prune_rl/conf/**/*.yaml")
+    for source in sources:
+        for match in re.finditer(r"(\S*)\b(results/[\w./-]+\.(?:md|csv|json|png))", source.read_text()):
+            prefix, path = match.groups()
+            in_history = re.search(r"[0-9a-f]{7,40}:$", prefix) is not None
+            assert in_history or (ROOT / path).exists(), f"{source.relative_to(ROOT)} names {path}, which is not there"
