@@ -51,6 +51,7 @@ def write_report(
         command += f"; from new runs: prune-rl report RUN_DIRS... --summaries {paths[0]} --out {out}"
     (out / "results.md").write_text(
         f"<!-- written by: {command} -->\n\n{markdown(table)}\n"
+        "Where a task's dense mean return is negative, its ratio counts returns from a random policy's (`from`). "
         "Across tasks: the interquartile mean (IQM) of each run's final return over its task's dense mean return, "
         "with a stratified bootstrap 95% interval (rliable's definitions, Agarwal et al. 2021); `profile.png` draws "
         "the performance profiles.\n\n" + aggregate_markdown(aggregate)

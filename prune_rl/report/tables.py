@@ -2,10 +2,11 @@
 
 The return is the mean over seeds with its sample standard deviation (``-`` for one seed) and ``n``. The ratio is the
 method's mean return over the dense runs' mean return of the same env, algorithm and budget (``-`` without dense runs
-there, or where their mean is not positive), with a 95% percentile bootstrap interval over seeds: both groups' seeds
-resampled with replacement, independently, 10,000 times (:func:`prune_rl.report.stats.ratio_interval`; none with one
-seed). Sparsity and kept weights are of the deployed network, averaged over seeds; ``guard time`` is the guard's share
-of the runs' wall time.
+there), with a 95% percentile bootstrap interval over seeds: both groups' seeds resampled with replacement,
+independently, 10,000 times (:func:`prune_rl.report.stats.ratio_interval`; none with one seed). Where the dense mean
+is not positive, the ratio is of the returns' improvements over a random policy's (``from`` that return;
+:mod:`prune_rl.report.baseline`). Sparsity and kept weights are of the deployed network, averaged over seeds;
+``guard time`` is the guard's share of the runs' wall time.
 
 Across tasks (:func:`aggregate_rows`), each method's final returns normalised to dense (a run's return over its task's
 dense mean) give the interquartile mean with a stratified bootstrap 95% interval (:mod:`prune_rl.report.stats`).
@@ -20,11 +21,12 @@ import csv
 import statistics
 from pathlib import Path
 
+from prune_rl.report.baseline import ratio_zero
 from prune_rl.report.collect import RunRecord
 from prune_rl.report.stats import iqm_interval, mean_std, ratio_interval
 
 COLUMNS = ("env", "algo", "timesteps", "method", "target", "seeds", "n", "return", "std", "ratio", "ratio_low",
-           "ratio_high", "neuron_sparsity", "weight_sparsity", "kept_weights", "guard_share")  # fmt: skip
+           "ratio_high", "ratio_zero", "neuron_sparsity", "weight_sparsity", "kept_weights", "guard_share")  # fmt: skip
 AGGREGATE_COLUMNS = ("method", "target", "tasks", "runs", "iqm", "iqm_low", "iqm_high")
 
 
@@ -68,7 +70,11 @@ def rows(records: list[RunRecord]) -> list[dict]:
         returns = [r.final_return for r in runs]
         mean, std, n = mean_std(returns)
         reference = statistics.fmean(dense[key[:3]]) if key[:3] in dense else None
-        interval = ratio_interval(returns, dense[key[:3]]) if reference is not None and reference > 0 else None
+        zero = ratio_zero(key[0], reference) if reference is not None else None
+        ratio, interval = None, None
+        if reference is not None and zero is not None:
+            ratio = (mean - zero) / (reference - zero)
+            interval = ratio_interval([x - zero for x in returns], [x - zero for x in dense[key[:3]]])
         kept = [r.kept_weights for r in runs if r.kept_weights is not None]
         shares = [r.guard_share for r in runs if r.guard_share is not None]
         out.append({
@@ -76,9 +82,10 @@ def rows(records: list[RunRecord]) -> list[dict]:
             "target": key[4] if key[3] != "none" else None,
             "seeds": ",".join(str(r.seed) for r in runs), "n": n,
             "return": round(mean, 2), "std": round(std, 2) if std is not None else None,
-            "ratio": round(mean / reference, 3) if reference is not None and reference > 0 else None,
+            "ratio": round(ratio, 3) if ratio is not None else None,
             "ratio_low": round(interval[0], 3) if interval else None,
             "ratio_high": round(interval[1], 3) if interval else None,
+            "ratio_zero": round(zero, 1) if zero else None,
             "neuron_sparsity": round(statistics.fmean(r.neuron_sparsity for r in runs), 4),
             "weight_sparsity": round(statistics.fmean(r.weight_sparsity for r in runs), 4),
             "kept_weights": round(statistics.fmean(kept)) if kept else None,
@@ -104,16 +111,16 @@ def markdown(table: list[dict]) -> str:
 def _ratio(row: dict) -> str | None:
     if row["ratio"] is None:
         return None
-    if row.get("ratio_low") is None:
-        return str(row["ratio"])
-    return f"{row['ratio']} [{row['ratio_low']}, {row['ratio_high']}]"
+    cell = str(row["ratio"]) if row.get("ratio_low") is None else f"{row['ratio']} [{row['ratio_low']}, {row['ratio_high']}]"
+    return cell if row.get("ratio_zero") is None else f"{cell} from {row['ratio_zero']}"
 
 
 def normalised_scores(records: list[RunRecord]) -> dict[tuple[str, float | str | None], dict[tuple, list[float]]]:
     """
     :param records: Runs.
     :return: ``{(method, target): {(env, algo, budget): [final return / the task's dense mean return, per run]}}``,
-        dense included (its scores average 1), tasks without a positive dense mean left out.
+        dense included (its scores average 1); where the dense mean is not positive, both counted from a random
+        policy's return (:func:`prune_rl.report.baseline.ratio_zero`), tasks without one left out.
     """
     dense: dict[tuple, list[float]] = {}
     for record in records:
@@ -122,10 +129,11 @@ def normalised_scores(records: list[RunRecord]) -> dict[tuple[str, float | str |
     out: dict[tuple[str, float | str | None], dict[tuple, list[float]]] = {}
     for record in sorted(records, key=lambda r: (*map(str, group_key(r)), r.seed)):
         task = group_key(record)[:3]
-        reference = statistics.fmean(dense[task]) if task in dense else 0.0
-        if reference > 0:
+        reference = statistics.fmean(dense[task]) if task in dense else None
+        zero = ratio_zero(record.env, reference) if reference is not None else None
+        if reference is not None and zero is not None:
             method = (record.method, record.target if record.method != "none" else None)
-            out.setdefault(method, {}).setdefault(task, []).append(record.final_return / reference)
+            out.setdefault(method, {}).setdefault(task, []).append((record.final_return - zero) / (reference - zero))
     return out
 
 
