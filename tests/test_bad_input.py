@@ -27,7 +27,7 @@ def _refused(result, message: str) -> None:
     ("args", "message"),
     [
         # unknown group options and keys, and overrides that do not parse (Hydra's 7-20 lines otherwise)
-        (["env=nope"], "unknown env option 'nope' (known: cartpole, gym, hopper, lunarlander, walker2d)"),
+        (["env=nope"], "unknown env option 'nope' (known: cartpole, gym, hopper, lunarlander, pendulum, walker2d)"),
         (["algo.lerning_rate=1"], "unknown config key 'algo.lerning_rate' (did you mean algo.learning_rate?"),
         (["pruning.sparsity"], "an override does not parse: Error parsing override 'pruning.sparsity'"),
         (["seed=0,1"], "seed=0,1 is a sweep: add -m"),

@@ -215,7 +215,7 @@ def test_bad_models_are_refused_in_one_line_and_leave_no_run_directory(agents: d
         ([str(tmp_path / "missing.zip")], "missing.zip does not exist"),
         ([str(recurrent)], "holds a sb3_contrib.common.recurrent.policies.RecurrentActorCriticPolicy, which prune-rl "
                            "cannot prune: it prunes the MlpPolicy of a2c, dqn, ppo, sac, td3, tqc"),
-        ([str(renamed)], "is not in its name or folder: pass env=NAME (cartpole, hopper, lunarlander, walker2d)"),
+        ([str(renamed)], "is not in its name or folder: pass env=NAME (cartpole, hopper, lunarlander, pendulum, walker2d)"),
         ([str(agents["ppo"]), "env=lunarlander"],
          "CartPole-v1.zip acts on Box(4,) -> Discrete(2), but LunarLander-v3 has Box(8,) -> Discrete(4)"),
         ([str(agents["ppo"]), "algo=dqn"], "holds a ppo agent: the algorithm is read from the file"),
